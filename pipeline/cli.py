@@ -1,0 +1,123 @@
+"""`collapseguard` console script.
+
+  collapseguard run --input GLOB[,GLOB...] --output DIR [--config FILE.yaml]
+                    [--scoring-model none|default|PATH_OR_ID] [any Beam pipeline flag]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from collapseguard.pipeline import config as config_mod
+from collapseguard.pipeline.options import UsageError, parse_run_args
+from collapseguard.transforms.read import InputError
+
+log = logging.getLogger("collapseguard")
+
+USAGE = """usage: collapseguard <command> [options]
+
+commands:
+  run     run the stage (default input: the embedded sample corpus)
+
+`collapseguard <command> --help` for a command's options.
+"""
+
+# Folders and files a run owns inside --output.
+OWNED = ("anchor", "human_verified", "human_unverified", "synthetic_known", "synthetic_suspected",
+         "review", "rejected", "manifest.json")
+
+
+def prepare_output(output: str, overwrite: bool) -> None:
+    """Refuses to mix two runs' files; with --overwrite removes the earlier run's outputs."""
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(output)
+    present = [name for name in OWNED if fs.exists(f"{path.rstrip('/')}/{name}")]
+    if present and not overwrite:
+        raise UsageError(f"--output {output} already holds a run ({', '.join(present)}); "
+                         f"pass --overwrite to replace it")
+    for name in present:
+        fs.rm(f"{path.rstrip('/')}/{name}", recursive=True)
+    fs.makedirs(path, exist_ok=True)
+
+
+def run(argv: list[str]) -> dict:
+    """Runs the stage; returns the manifest."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+
+    from collapseguard.pipeline.graph import build
+    from collapseguard.transforms.read import expand_inputs
+    from collapseguard.transforms.write import join
+
+    ns, beam_args = parse_run_args(argv)
+    cfg = config_mod.load(ns.config)
+    shards = expand_inputs(ns.inputs)
+    lm = lm_transform(ns)
+    prepare_output(ns.output, ns.overwrite)
+    run_info = {
+        "inputs": ns.inputs,
+        "config": cfg.to_dict(),
+        "scoring_model": ns.scoring_model,
+    }
+    options = PipelineOptions(beam_args)
+    options.view_as(SetupOptions).save_main_session = False
+    log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
+    with beam.Pipeline(options=options) as p:
+        build(p, cfg, shards, ns.output, run_info, lm_transform=lm)
+    import fsspec
+
+    with fsspec.open(join(ns.output, "manifest.json"), "rt") as f:
+        return json.load(f)
+
+
+def lm_transform(ns):
+    """The LM-scoring transform for --scoring-model, or None for 'none'."""
+    if ns.scoring_model == "none":
+        return None
+    try:
+        from collapseguard.transforms.lm_signals import ScoreWithLM
+    except ImportError as e:  # pragma: no cover - packaging error
+        raise UsageError(f"--scoring-model {ns.scoring_model}: LM scoring unavailable ({e})") from e
+    return ScoreWithLM(model=ns.scoring_model, max_tokens=ns.lm_max_tokens,
+                       sample_rate=ns.lm_sample_rate, cache_dir=ns.lm_cache_dir)
+
+
+def summary(manifest: dict, output: str) -> str:
+    lines = [f"collapseguard: wrote {output}",
+             f"  records read      {manifest['records_read']}",
+             f"  rejected          {manifest['records_rejected']}  -> {output}/rejected/"]
+    for name, n in manifest["records_by_stratum"].items():
+        lines.append(f"  {name:<17} {n}  -> {output}/{name}/")
+    e = manifest["entropy"]
+    lines.append(f"  entropy floor     {e['floor_bits']} bits ({e['floor_source']}); "
+                 f"held shards: {len(manifest['shards_held_for_review'])}")
+    lines.append(f"  conserved         {manifest['conserved']}")
+    lines.append(f"  manifest          {output}/manifest.json")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "run":
+            manifest = run(rest)
+            output = parse_run_args(rest)[0].output
+            print(summary(manifest, output))
+            return 0 if manifest["conserved"] else 1
+        raise UsageError(f"unknown command {command!r}\n{USAGE}")
+    except (UsageError, config_mod.ConfigError, InputError) as e:
+        print(f"collapseguard: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The output contract: strata names and the explicit Arrow schema of every stratum file.
+
+The schema is declared here once, never inferred from data (an all-null column in the first
+batch must not change a column's type, and a write must not fail after hours of work).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Strata in the order the manifest and report list them. `review` holds documents of shards
+# that failed the entropy audit; `rejected` (JSONL, not Parquet) holds unusable input.
+TRAINING_STRATA = ("human_verified", "human_unverified", "synthetic_known", "synthetic_suspected")
+STRATA = ("anchor",) + TRAINING_STRATA
+REVIEW = "review"
+REJECTED = "rejected"
+ALL_OUTPUTS = STRATA + (REVIEW,)
+
+PROVENANCE_LABELS = ("verified_human", "unverified_human", "known_synthetic", "suspected_synthetic")
+
+# Version of each scorer, recorded in the manifest so a corpus says which code made which
+# number (dolma's versioned-scorer habit; column names stay the stable contract).
+SIGNAL_VERSIONS = {
+    "lang": "fasttext_lid176_v1",
+    "n_words": "whitespace_split_v1",
+    "ttr": "ttr_fixed_window_v1",
+    "burstiness": "sentence_length_cv_v1",
+    "token_entropy_bits": "unigram_entropy_miller_madow_window_v1",
+    "repetition": "dup_word_ngram_fraction_v1",
+    "rare_word_fraction": "wordfreq_zipf_below_threshold_v1",
+}
+
+_str = pa.string()
+_f64 = pa.float64()
+_list_str = pa.list_(pa.string())
+
+OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("id", _str, nullable=False),
+        pa.field("shard", _str, nullable=False),
+        pa.field("line", pa.int64(), nullable=False),
+        pa.field("text", _str, nullable=False),
+        pa.field("source", _str),
+        pa.field("url", _str),
+        pa.field("timestamp", pa.timestamp("us", tz="UTC")),
+        pa.field("generator", _str),
+        pa.field("metadata", _str),  # the input's metadata object, as canonical JSON
+        pa.field("input_warnings", _list_str),
+        pa.field("is_duplicate_id", pa.bool_()),
+        # cheap signals
+        pa.field("lang", _str),
+        pa.field("lang_score", _f64),
+        pa.field("n_chars", pa.int64()),
+        pa.field("n_words", pa.int64()),
+        pa.field("ttr", _f64),
+        pa.field("burstiness", _f64),
+        pa.field("token_entropy_bits", _f64),
+        pa.field("repetition", _f64),
+        pa.field("rare_word_fraction", _f64),
+        # decisions
+        pa.field("provenance", _str, nullable=False),
+        pa.field("provenance_reasons", _list_str),
+        pa.field("stratum", _str, nullable=False),
+        pa.field("hold_reasons", _list_str),
+    ]
+)
+
+OUTPUT_COLUMNS = tuple(OUTPUT_SCHEMA.names)
+
+
+def to_table(rows: list[dict]) -> pa.Table:
+    """Builds a table of OUTPUT_SCHEMA from record dicts (extra keys are ignored)."""
+    columns = {name: [r.get(name) for r in rows] for name in OUTPUT_COLUMNS}
+    return pa.Table.from_pydict(columns, schema=OUTPUT_SCHEMA)

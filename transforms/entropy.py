@@ -1,0 +1,104 @@
+"""Shard entropy audit: does a shard's text carry as much lexical variety as human text?
+
+Unit of measure: the Miller-Madow unigram entropy of fixed-size token windows
+(`signals.window_entropy_bits`). Because every window has the same N tokens, the figure does
+not grow with shard or document size (the plug-in entropy of a whole shard does).
+
+- Shard figure: the median window entropy of the shard (robust to a few odd documents).
+- Floor: from config (absolute bits), or calibrated in-run as a low quantile (default 5%) of
+  the windows of verified-human documents. With fewer calibration windows than
+  `min_calibration_windows` the configured fallback floor is used, and the manifest says so.
+- A shard whose median is under the floor is held: its documents go to review/.
+
+Calibration windows are counted in a histogram of 0.001-bit bins: integer counts merge in any
+order, so the floor is identical on every runner (float sums are not).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Iterable
+
+import apache_beam as beam
+
+from collapseguard.pipeline.config import EntropyConfig
+
+BIN_BITS = 0.001
+
+
+def to_bin(bits: float) -> int:
+    return int(math.floor(bits / BIN_BITS))
+
+
+def histogram_quantile(hist: dict[int, int], q: float) -> float:
+    """Lower edge of the bin holding the q-quantile of the counted values."""
+    total = sum(hist.values())
+    if total == 0:
+        raise ValueError("empty histogram")
+    rank = q * (total - 1)
+    seen = 0
+    for b in sorted(hist):
+        seen += hist[b]
+        if seen > rank:
+            return round(b * BIN_BITS, 6)
+    return round(max(hist) * BIN_BITS, 6)
+
+
+class WindowHistogram(beam.CombineFn):
+    """Combines iterables of window entropies into {bin: count}."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, windows: Iterable[float]):
+        for w in windows:
+            b = to_bin(w)
+            acc[b] = acc.get(b, 0) + 1
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict[int, int] = {}
+        for a in accs:
+            for b, c in a.items():
+                out[b] = out.get(b, 0) + c
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def entropy_floor(cfg: EntropyConfig, calibration_hist: dict[int, int]) -> dict:
+    """The floor and how it was obtained, for the manifest and the per-shard decision."""
+    n = sum(calibration_hist.values())
+    info = {"floor_bits": None, "floor_source": None, "calibration_windows": n, "quantile": cfg.quantile}
+    if cfg.floor == "off":
+        info["floor_source"] = "off"
+    elif cfg.floor != "auto":
+        info.update(floor_bits=float(cfg.floor), floor_source="config")
+    elif n >= cfg.min_calibration_windows:
+        info.update(floor_bits=histogram_quantile(calibration_hist, cfg.quantile), floor_source="calibrated")
+    else:
+        info.update(floor_bits=float(cfg.fallback_floor_bits), floor_source="fallback_too_few_windows")
+    return info
+
+
+def audit_shard(window_values: list[float], floor_bits: float | None) -> dict:
+    """Per-shard figures and the hold decision. Deterministic for any input order."""
+    if not window_values:
+        return {"windows": 0, "entropy_median_bits": None, "entropy_mean_bits": None,
+                "below_floor": False, "audited": False}
+    median = statistics.median(window_values)
+    mean = math.fsum(window_values) / len(window_values)
+    below = floor_bits is not None and median < floor_bits
+    return {
+        "windows": len(window_values),
+        "entropy_median_bits": round(median, 6),
+        "entropy_mean_bits": round(mean, 6),
+        "below_floor": below,
+        "audited": floor_bits is not None,
+    }
+
+
+def hold_reason(audit: dict, floor_bits: float) -> str:
+    return f"shard_entropy_below_floor:{audit['entropy_median_bits']:.3f}<{floor_bits:.3f}"
