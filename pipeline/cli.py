@@ -87,15 +87,18 @@ def lm_transform(ns):
 
 def summary(manifest: dict, output: str) -> str:
     lines = [f"collapseguard: wrote {output}",
-             f"  records read      {manifest['records_read']}",
-             f"  rejected          {manifest['records_rejected']}  -> {output}/rejected/"]
-    for name, n in manifest["records_by_stratum"].items():
-        lines.append(f"  {name:<17} {n}  -> {output}/{name}/")
+             f"  records read         {manifest['records_read']}",
+             f"  rejected             {manifest['records_rejected']}  -> {output}/rejected/"]
+    from collapseguard.pipeline.schema import ALL_OUTPUTS
+
+    for name in ALL_OUTPUTS:
+        n = manifest["records_by_stratum"][name]
+        lines.append(f"  {name:<20} {n}  -> {output}/{name}/")
     e = manifest["entropy"]
-    lines.append(f"  entropy floor     {e['floor_bits']} bits ({e['floor_source']}); "
+    lines.append(f"  entropy floor        {e['floor_bits']} bits ({e['floor_source']}); "
                  f"held shards: {len(manifest['shards_held_for_review'])}")
-    lines.append(f"  conserved         {manifest['conserved']}")
-    lines.append(f"  manifest          {output}/manifest.json")
+    lines.append(f"  conserved            {manifest['conserved']}")
+    lines.append(f"  manifest             {output}/manifest.json")
     return "\n".join(lines)
 
 

@@ -57,7 +57,8 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
         {"records": by_shard, "rejected": read.rejected, "status": read.status, "duplicates": duplicates}
         | "GroupByShard" >> beam.CoGroupByKey()
         | "FinalizeShards" >> beam.ParDo(
-            FinalizeShardFn(output, cfg.read.duplicate_ids, cfg.read.raw_clip_chars),
+            FinalizeShardFn(output, cfg.read.duplicate_ids, cfg.read.raw_clip_chars,
+                            cfg.signals.window_tokens),
             floor_info=beam.pvalue.AsSingleton(floor))
     )
     return (

@@ -4,7 +4,10 @@ Unit of measure: the Miller-Madow unigram entropy of fixed-size token windows
 (`signals.window_entropy_bits`). Because every window has the same N tokens, the figure does
 not grow with shard or document size (the plug-in entropy of a whole shard does).
 
-- Shard figure: the median window entropy of the shard (robust to a few odd documents).
+- Shard figure: the median window entropy of the shard (robust to a few odd documents). The
+  shard's windows are each document's full windows plus windows packed, in line order, from
+  the leftover tokens (the tail of each document, all of a short one), so a shard of short
+  documents is audited too.
 - Floor: from config (absolute bits), or calibrated in-run as a low quantile (default 5%) of
   the windows of verified-human documents. With fewer calibration windows than
   `min_calibration_windows` the configured fallback floor is used, and the manifest says so.
@@ -81,6 +84,14 @@ def entropy_floor(cfg: EntropyConfig, calibration_hist: dict[int, int]) -> dict:
     else:
         info.update(floor_bits=float(cfg.fallback_floor_bits), floor_source="fallback_too_few_windows")
     return info
+
+
+def packed_windows(tails: Iterable[list[str]], size: int) -> list[float]:
+    """Entropies of windows cut from the concatenated leftover tokens (in the given order)."""
+    from collapseguard.transforms.signals import window_entropy_bits, windows
+
+    stream = [t for tail in tails for t in tail]
+    return [window_entropy_bits(w) for w in windows(stream, size)]
 
 
 def audit_shard(window_values: list[float], floor_bits: float | None) -> dict:

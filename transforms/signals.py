@@ -115,7 +115,7 @@ def compute_signals(
     freqs: dict | None,
     rare_zipf: float,
 ) -> dict:
-    """All cheap signals of one document, plus `_windows` (per-window entropies, internal)."""
+    """All cheap signals of one document, plus internal `_windows` and `_tail` for the audit."""
     head = text if len(text) <= max_chars else text[:max_chars]
     tokens = tokenize(head)
     wins = windows(tokens, window_tokens)
@@ -136,6 +136,9 @@ def compute_signals(
         "repetition": repetition(tokens, repetition_ngram),
         "rare_word_fraction": rare_word_fraction(tokens, freqs, zipf_to_freq(rare_zipf)),
         "_windows": ents,
+        # tokens after the last full window (all tokens of a short document): the shard audit
+        # packs these, in line order, into further windows so short-document shards are audited
+        "_tail": tokens[len(wins) * window_tokens :],
     }
 
 

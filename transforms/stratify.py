@@ -44,6 +44,7 @@ def plan_shard(
     floor_info: dict,
     duplicate_mode: str,
     clip_chars: int,
+    window_tokens: int,
 ) -> tuple[dict[str, list[dict]], list[dict], dict]:
     """Decides where every record of one input shard goes.
 
@@ -51,7 +52,7 @@ def plan_shard(
     line, and every record read lands in exactly one of the two (the stats prove it).
     """
     from collapseguard.pipeline.schema import ALL_OUTPUTS, REVIEW
-    from collapseguard.transforms.entropy import audit_shard, hold_reason
+    from collapseguard.transforms.entropy import audit_shard, hold_reason, packed_windows
     from collapseguard.transforms.validate import rejection
 
     first_of = dict(duplicates)
@@ -68,7 +69,9 @@ def plan_shard(
         kept.append(r)
 
     floor = floor_info.get("floor_bits")
-    audit = audit_shard([w for r in kept for w in r.get("_windows") or ()], floor)
+    values = [w for r in kept for w in r.get("_windows") or ()]
+    values += packed_windows((r.get("_tail") or () for r in kept), window_tokens)
+    audit = audit_shard(values, floor)
     outputs: dict[str, list[dict]] = {name: [] for name in ALL_OUTPUTS}
     for r in kept:
         r["hold_reasons"] = []
@@ -98,10 +101,11 @@ def plan_shard(
 class FinalizeShardFn(beam.DoFn):
     """Per input shard: dedup marks, entropy hold, write strata + rejected, emit stats."""
 
-    def __init__(self, output: str, duplicate_mode: str, clip_chars: int):
+    def __init__(self, output: str, duplicate_mode: str, clip_chars: int, window_tokens: int):
         self._output = output
         self._duplicate_mode = duplicate_mode
         self._clip = clip_chars
+        self._window_tokens = window_tokens
 
     def process(self, item, floor_info):
         from collapseguard.transforms.write import join, write_jsonl, write_parquet
@@ -112,7 +116,7 @@ class FinalizeShardFn(beam.DoFn):
             raise RuntimeError(f"shard {shard_key}: expected one status, got {len(statuses)}")
         outputs, rejected, stats = plan_shard(
             list(groups["records"]), list(groups["rejected"]), list(groups["duplicates"]),
-            statuses[0], floor_info, self._duplicate_mode, self._clip,
+            statuses[0], floor_info, self._duplicate_mode, self._clip, self._window_tokens,
         )
         for name, rows in outputs.items():
             if rows:
