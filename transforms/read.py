@@ -99,9 +99,12 @@ def iter_lines(f, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
     """
     pending: list[bytes] = []  # pieces of the current, unfinished line (no quadratic concat)
     n = 0
+    # read1 returns what one underlying read decoded; a buffered read() that hits a broken
+    # stream discards the data it had already gathered in that call.
+    read = getattr(f, "read1", f.read)
     try:
         while True:
-            chunk = f.read(chunk_bytes)
+            chunk = read(chunk_bytes)
             if not chunk:
                 break
             if b"\n" not in chunk:

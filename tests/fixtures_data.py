@@ -1,0 +1,87 @@
+"""Test data builders shared by several test modules (plain functions, no fixtures)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+HUMAN = [
+    "The committee met on Tuesday to review the budget for the coming year. Members raised "
+    "concerns about the cost of the new library, which has doubled since the plans were first "
+    "drawn up. The chair said a decision would be taken next month after a public consultation. "
+    "Residents who spoke at the meeting were divided: some welcomed the investment in the town "
+    "centre, while others argued the money would be better spent on roads and the swimming pool, "
+    "which has been closed since a storm damaged its roof two winters ago.",
+    "Lichens are composite organisms made of a fungus living among algae or cyanobacteria. They "
+    "grow on bark, rock and soil from the tropics to the polar deserts, and some species survive "
+    "years without water. Because many lichens absorb pollutants directly from the air, botanists "
+    "have used them since the nineteenth century as indicators of air quality around cities, "
+    "mapping which species vanish first as sulphur dioxide rises and which return when it falls.",
+]
+
+
+def jl(obj) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_hostile(folder: str) -> dict:
+    """Writes the hostile input folder; returns expectations {valid_ids, rejected_reasons}."""
+    os.makedirs(folder, exist_ok=True)
+    valid: list[str] = []
+    reasons: list[str] = []
+
+    lines = []
+    lines.append(b'{"id": "ok-1", "text": ' + json.dumps(HUMAN[0]).encode() + b', "source": "news"}'); valid.append("ok-1")
+    lines.append(b'{"id": "bad-json", "text": "unterminated'); reasons.append("invalid_json")
+    lines.append(b'{"id": "bad-utf8", "text": "caf\xe9 \xff"}'); reasons.append("invalid_utf8")
+    lines.append(b'{"id": "wrong-type", "text": ["a", "list"]}'); reasons.append("text_not_string")
+    lines.append(b'{"id": "empty", "text": "   "}'); reasons.append("empty_text")
+    lines.append(b'{"id": "no-text", "body": "x"}'); reasons.append("missing_text")
+    lines.append(b'"just a string"'); reasons.append("not_an_object")
+    lines.append(b'{"id": "surrogate", "text": "lone \\ud800 surrogate"}'); reasons.append("text_not_utf8")
+    lines.append(b'{"id": {"nested": 1}, "text": "bad id type"}'); reasons.append("invalid_id")
+    lines.append(b''); reasons.append("blank_line")
+    lines.append(b'{"id": "../../etc/passwd", "text": "Path characters in an id are data, not a path."}'); valid.append("../../etc/passwd")
+    lines.append(b'{"id": "script", "text": "<script>alert(1)</script> Markup in a document stays text."}'); valid.append("script")
+    lines.append(b'{"id": "ok-1", "text": "A second record reusing the id ok-1."}'); reasons.append("duplicate_id")
+    lines.append(b'{"id": 12345, "text": "A numeric id is kept as the string 12345.", "timestamp": 1500000000}'); valid.append("12345")
+    lines.append(b'{"id": "bad-ts", "text": "Bad timestamps are kept with a warning.", "timestamp": "not a date"}'); valid.append("bad-ts")
+    with open(os.path.join(folder, "mixed.jsonl"), "wb") as f:
+        f.write(b"\n".join(lines) + b"\n")
+
+    # BOM at the start, CRLF line ends.
+    with open(os.path.join(folder, "bom-crlf.jsonl"), "wb") as f:
+        f.write(b"\xef\xbb\xbf" + jl({"id": "bom-1", "text": HUMAN[1]}).replace(b"\n", b"\r\n"))
+        f.write(jl({"id": "crlf-2", "text": "Second line after CRLF."}).replace(b"\n", b"\r\n"))
+    valid += ["bom-1", "crlf-2"]
+
+    open(os.path.join(folder, "empty.jsonl"), "wb").close()
+
+    # A 30 MB document and a 500k-character token.
+    big = ("word " * 6_000_000)[:30_000_000]
+    with open(os.path.join(folder, "huge.jsonl"), "wb") as f:
+        f.write(jl({"id": "huge-30mb", "text": big}))
+        f.write(jl({"id": "long-token", "text": "x" * 500_000}))
+    valid += ["huge-30mb", "long-token"]
+
+    # Truncated gzip: the records before the break survive, the partial line is rejected.
+    payload = b"".join(jl({"id": f"gz-{i}", "text": f"Gzipped record number {i}. " * 20}) for i in range(200))
+    blob = gzip.compress(payload, mtime=0)
+    with open(os.path.join(folder, "truncated.jsonl.gz"), "wb") as f:
+        f.write(blob[: len(blob) // 2])
+    # which records survive depends on where zlib stops: computed from the data itself
+    survived, partial = _gzip_prefix_lines(blob[: len(blob) // 2])
+    valid += [json.loads(x)["id"] for x in survived]
+    if partial:
+        reasons.append("truncated_shard")
+    return {"valid_ids": sorted(valid), "rejected_reasons": sorted(reasons)}
+
+
+def _gzip_prefix_lines(blob: bytes) -> tuple[list[bytes], bytes]:
+    import zlib
+
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    data = d.decompress(blob)
+    *complete, partial = data.split(b"\n")
+    return complete, partial

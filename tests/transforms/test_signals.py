@@ -1,0 +1,101 @@
+import math
+import random
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
+
+from collapseguard.pipeline.config import SignalsConfig
+from collapseguard.transforms.signals import (
+    CheapSignalsFn,
+    burstiness,
+    compute_signals,
+    count_words,
+    rare_word_fraction,
+    repetition,
+    tokenize,
+    window_entropy_bits,
+    windows,
+)
+from fixtures_data import HUMAN
+
+
+def sig(text, freqs=None, **kw):
+    args = dict(window_tokens=100, max_chars=200_000, repetition_ngram=3, freqs=freqs, rare_zipf=3.0)
+    args.update(kw)
+    return compute_signals(text, **args)
+
+
+def test_window_entropy_matches_formula():
+    w = ["a", "a", "b", "c"]
+    plug_in = -(0.5 * math.log2(0.5) + 2 * 0.25 * math.log2(0.25))
+    assert window_entropy_bits(w) == pytest.approx(plug_in + (3 - 1) / (2 * 4 * math.log(2)))
+    assert window_entropy_bits(["x"] * 50) == pytest.approx(0.0)
+
+
+def test_entropy_and_ttr_do_not_grow_with_length():
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(300)]
+    short = " ".join(rng.choice(vocab) for _ in range(1_000))
+    long = " ".join(rng.choice(vocab) for _ in range(20_000))
+    a, b = sig(short), sig(long)
+    assert abs(a["token_entropy_bits"] - b["token_entropy_bits"]) < 0.05
+    assert abs(a["ttr"] - b["ttr"]) < 0.02
+
+
+def test_repetitive_text_scores_low_entropy_high_repetition():
+    spam = "buy cheap shoes now " * 100
+    s, h = sig(spam), sig(HUMAN[0] + " " + HUMAN[1])
+    assert s["token_entropy_bits"] < 2.5 < h["token_entropy_bits"]
+    assert s["repetition"] > 0.9 > 0.1 > h["repetition"]
+    assert s["ttr"] < 0.1 < h["ttr"]
+
+
+def test_burstiness():
+    assert burstiness("One two three. One two three. One two three.") == pytest.approx(0.0)
+    assert burstiness("Short. This sentence is a good deal longer than the first.") > 0.5
+    assert burstiness("no sentence end") is None
+
+
+def test_repetition_and_rarity_on_known_tokens():
+    assert repetition(["a", "b", "c", "a", "b", "c"], 3) == pytest.approx(1 - 3 / 4)
+    assert repetition(["a"], 3) is None
+    freqs = {"the": 5e-2, "cat": 1e-5}
+    assert rare_word_fraction(["the", "cat", "zyzzyva", "42"], freqs, 1e-6) == pytest.approx(1 / 3)
+    assert rare_word_fraction(["the"], None, 1e-6) is None
+
+
+def test_huge_document_and_long_token_are_bounded():
+    big = "word " * 2_000_000  # 10 MB
+    s = sig(big, max_chars=50_000)
+    assert s["n_chars"] == len(big) and s["n_words"] == 2_000_000
+    t = sig("x" * 500_000)
+    assert t["n_words"] == 1 and t["token_entropy_bits"] is None and t["_tail"] == ["x" * 200_000]
+
+
+def test_count_words_across_chunks():
+    text = ("ab " * 700_000) + "tail"
+    assert count_words(text) == len(text.split())
+
+
+def test_short_document_has_tail_but_no_window():
+    s = sig("only a few words here")
+    assert s["_windows"] == [] and s["token_entropy_bits"] is None
+    assert s["_tail"] == tokenize("only a few words here")
+    assert windows(list("abcdefg"), 3) == [list("abc"), list("def")]
+
+
+def test_cheap_signals_dofn_in_pipeline_batches_and_flushes():
+    texts = [HUMAN[0], "Ceci est un texte en français, écrit pour vérifier la langue.", HUMAN[1]]
+    records = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+
+    def check(out):
+        out = sorted(out, key=lambda r: r["id"])
+        assert [r["lang"] for r in out] == ["en", "fr", "en"]
+        assert all(0.5 < r["lang_score"] <= 1.0 for r in out)
+        assert out[0]["rare_word_fraction"] is not None and out[0]["n_words"] == len(texts[0].split())
+
+    with TestPipeline() as p:
+        out = p | beam.Create(records) | beam.ParDo(CheapSignalsFn(SignalsConfig(), batch_size=2))
+        assert_that(out, check)
