@@ -44,13 +44,10 @@ class LanguageId:
         self._model = fasttext.load_model(path or lid_model_path())
         self._max_chars = max_chars
 
-    def _prep(self, text: str) -> str:
-        head = text[: self._max_chars]
-        # fastText reads one line; very long "words" only cost time, so cut them.
-        return " ".join(w[:64] for w in head.split())
-
     def predict(self, texts: Sequence[str]) -> list[tuple[str, float]]:
-        prepped = [self._prep(t) for t in texts]
+        # fastText reads one line; the prefix bounds the cost of huge documents and tokens.
+        n = self._max_chars
+        prepped = [t[:n].replace("\n", " ") for t in texts]
         labels, probs = self._model.predict(prepped, k=1)
         out = []
         for lab, p in zip(labels, probs):
@@ -70,6 +67,7 @@ class FrequencyTables:
         self._wordfreq = wordfreq
         self._available = set(wordfreq.available_languages(wordlist="best"))
         self._tables: dict[str, dict | None] = {}
+        self._common: dict[tuple[str, float], frozenset] = {}
 
     def get(self, lang: str | None) -> dict | None:
         if not lang or lang not in self._available:
@@ -77,3 +75,13 @@ class FrequencyTables:
         if lang not in self._tables:
             self._tables[lang] = self._wordfreq.get_frequency_dict(lang, wordlist="best")
         return self._tables[lang]
+
+    def common(self, lang: str | None, min_freq: float) -> frozenset | None:
+        """Words of `lang` with frequency >= min_freq (set lookups beat float compares)."""
+        table = self.get(lang)
+        if table is None:
+            return None
+        key = (lang, min_freq)
+        if key not in self._common:
+            self._common[key] = frozenset(w for w, f in table.items() if f >= min_freq)
+        return self._common[key]

@@ -44,7 +44,7 @@ class ReadConfig:
 class SignalsConfig:
     window_tokens: int = 100  # fixed token window for TTR and entropy
     max_chars: int = 200_000  # signals are computed on this prefix of huge documents
-    lid_chars: int = 2_000  # language id reads this prefix
+    lid_chars: int = 500  # language id reads this prefix (fastText lid is reliable well below this)
     rare_zipf: float = 3.0  # a word under this Zipf frequency counts as rare
     repetition_ngram: int = 3
 

@@ -3,7 +3,7 @@
   shards -> Read+validate -> cheap signals -> [LM signals] -> provenance + base stratum
          -> (verified-human windows -> entropy floor: side input)
          -> (ids -> duplicate marks)
-         -> CoGroupByKey per shard -> finalize (hold / write strata + rejected) -> manifest
+         -> group per shard -> finalize (hold / write strata + rejected) -> manifest
 """
 
 from __future__ import annotations
@@ -11,18 +11,13 @@ from __future__ import annotations
 import apache_beam as beam
 
 from collapseguard.pipeline.config import Config
-from collapseguard.transforms.dedup import duplicate_losers, id_location
+from collapseguard.transforms.dedup import duplicate_losers
 from collapseguard.transforms.entropy import WindowHistogram, entropy_floor
 from collapseguard.transforms.manifest import write_manifest
 from collapseguard.transforms.provenance import AttestFn
 from collapseguard.transforms.read import ReadShards, Shard
 from collapseguard.transforms.signals import CheapSignalsFn
 from collapseguard.transforms.stratify import FinalizeShardFn
-
-
-def _verified_windows(record: dict):
-    if record["provenance"] == "verified_human" and record.get("_windows"):
-        yield record["_windows"]
 
 
 def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_info: dict,
@@ -38,24 +33,25 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     records = read.records | "CheapSignals" >> beam.ParDo(CheapSignalsFn(cfg.signals))
     if lm_transform is not None:
         records = records | "LMSignals" >> lm_transform
-    records = records | "Provenance" >> beam.ParDo(AttestFn(cfg))
+    routed = records | "Provenance" >> beam.ParDo(AttestFn(cfg)).with_outputs(
+        AttestFn.IDS, AttestFn.VERIFIED_WINDOWS, main="records")
 
     floor = (
-        records
-        | "VerifiedWindows" >> beam.FlatMap(_verified_windows)
+        routed.verified_windows
         | "WindowHistogram" >> beam.CombineGlobally(WindowHistogram())
         | "EntropyFloor" >> beam.Map(lambda hist, ecfg: entropy_floor(ecfg, hist), cfg.entropy)
     )
     duplicates = (
-        records
-        | "IdLocations" >> beam.Map(id_location)
+        routed.ids
         | "GroupIds" >> beam.GroupByKey()
         | "DuplicateIds" >> beam.FlatMap(duplicate_losers)
     )
-    by_shard = records | "KeyByShard" >> beam.Map(lambda r: (r["shard_key"], r))
+    # One keyed, tagged stream per shard (a Flatten + GroupByKey: CoGroupByKey's work without
+    # its per-element re-tagging).
     stats = (
-        {"records": by_shard, "rejected": read.rejected, "status": read.status, "duplicates": duplicates}
-        | "GroupByShard" >> beam.CoGroupByKey()
+        (routed.records, read.rejected, read.status, duplicates)
+        | "Merge" >> beam.Flatten()
+        | "GroupByShard" >> beam.GroupByKey()
         | "FinalizeShards" >> beam.ParDo(
             FinalizeShardFn(output, cfg.read.duplicate_ids, cfg.read.raw_clip_chars,
                             cfg.signals.window_tokens),

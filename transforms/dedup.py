@@ -15,11 +15,12 @@ def id_location(record: dict) -> tuple[str, tuple[int, int, str, str]]:
 
 def duplicate_losers(
     item: tuple[str, Iterable[tuple[int, int, str, str]]],
-) -> list[tuple[str, tuple[int, str]]]:
-    """(id, locations) -> [(shard_key, (line, 'first_shard:first_line'))] for all but the first."""
+) -> list[tuple[str, tuple[str, tuple[int, str]]]]:
+    """(id, locations) -> [(shard_key, ("duplicate", (line, 'first_shard:first_line')))]
+    for every location but the first."""
     _id, locations = item
     locs = sorted(locations)
     if len(locs) < 2:
         return []
     first = f"{locs[0][3]}:{locs[0][1]}"
-    return [(key, (line, first)) for _idx, line, key, _name in locs[1:]]
+    return [(key, ("duplicate", (line, first))) for _idx, line, key, _name in locs[1:]]

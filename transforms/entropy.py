@@ -86,11 +86,11 @@ def entropy_floor(cfg: EntropyConfig, calibration_hist: dict[int, int]) -> dict:
     return info
 
 
-def packed_windows(tails: Iterable[list[str]], size: int) -> list[float]:
+def packed_windows(tails: Iterable[str], size: int) -> list[float]:
     """Entropies of windows cut from the concatenated leftover tokens (in the given order)."""
     from collapseguard.transforms.signals import window_entropy_bits, windows
 
-    stream = [t for tail in tails for t in tail]
+    stream = " ".join(t for t in tails if t).split()
     return [window_entropy_bits(w) for w in windows(stream, size)]
 
 

@@ -193,9 +193,9 @@ class ReadShards(beam.DoFn):
                 yield value
             elif kind == "rejected":
                 self._rejected.inc()
-                yield TaggedOutput(self.REJECTED, (shard.key, value))
+                yield TaggedOutput(self.REJECTED, (shard.key, ("rejected", value)))
             else:
-                yield TaggedOutput(self.STATUS, (shard.key, value))
+                yield TaggedOutput(self.STATUS, (shard.key, ("status", value)))
 
 
 def dumps_rejected(rej: dict) -> str:

@@ -27,15 +27,20 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
-_WORD = re.compile(r"\w+(?:['’]\w+)*")
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+_PUNCT = "".join(chr(c) for c in range(0x2000, 0x2070)) + "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~«»¿¡"
+_SENTENCE_END = re.compile(r"[.!?。！？]+(?=\s|$)")
 _LN2 = math.log(2.0)
 _SPLIT_CHUNK = 1 << 20
+_CLOGC = [0.0] + [c * math.log(c) for c in range(1, 4097)]  # c*ln(c) for window counts
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens (letters/digits, inner apostrophes kept)."""
-    return _WORD.findall(text.lower())
+    """Lower-cased whitespace tokens with surrounding punctuation stripped ("Word," -> "word").
+
+    str.split + str.strip run in C: about 3x faster than an equivalent regex findall, and the
+    tokenizer is the largest cost of the cheap path.
+    """
+    return list(filter(None, [w.strip(_PUNCT) for w in text.lower().split()]))
 
 
 def count_words(text: str) -> int:
@@ -66,15 +71,17 @@ def window_entropy_bits(window: Sequence[str]) -> float:
     of different sizes on it measures size, not diversity. Fixing N (the window) makes every
     value comparable, and the correction removes most of the remaining downward bias at that N.
     """
-    n = len(window)
-    counts = Counter(window).values()
-    h = math.log(n) - sum(c * math.log(c) for c in counts) / n
+    return _entropy_from_counts(Counter(window).values(), len(window))
+
+
+def _entropy_from_counts(counts, n: int) -> float:
+    clogc = _CLOGC if n < len(_CLOGC) else [c * math.log(c) if c else 0.0 for c in range(n + 1)]
+    h = math.log(n) - sum(map(clogc.__getitem__, counts)) / n
     return (h + (len(counts) - 1) / (2.0 * n)) / _LN2
 
 
 def burstiness(text: str) -> float | None:
-    lengths = [len(s.split()) for s in _SENTENCE_END.split(text.strip())]
-    lengths = [x for x in lengths if x > 0]
+    lengths = [s.count(" ") + 1 for s in (x.strip() for x in _SENTENCE_END.split(text)) if s]
     if len(lengths) < 2:
         return None
     mean = sum(lengths) / len(lengths)
@@ -90,15 +97,17 @@ def repetition(tokens: Sequence[str], n: int) -> float | None:
     return 1.0 - len(grams) / total
 
 
-def rare_word_fraction(tokens: Sequence[str], freqs: dict | None, max_freq: float) -> float | None:
-    """Share of alphabetic tokens with frequency under max_freq (missing words count as rare)."""
-    if freqs is None:
+def rare_word_fraction(tokens: Sequence[str], common: frozenset | None) -> float | None:
+    """Share of alphabetic tokens not in `common` (the words at or over the rarity threshold)."""
+    if common is None:
         return None
-    words = [t for t in tokens if t.isalpha()]
-    if not words:
-        return None
-    get = freqs.get
-    return sum(1 for w in words if get(w, 0.0) < max_freq) / len(words)
+    alpha = rare = 0
+    for w, c in Counter(tokens).items():  # over types, not tokens: ~2x fewer checks
+        if w.isalpha():
+            alpha += c
+            if w not in common:
+                rare += c
+    return rare / alpha if alpha else None
 
 
 def zipf_to_freq(zipf: float) -> float:
@@ -112,16 +121,17 @@ def compute_signals(
     window_tokens: int,
     max_chars: int,
     repetition_ngram: int,
-    freqs: dict | None,
-    rare_zipf: float,
+    common_words: frozenset | None,
 ) -> dict:
     """All cheap signals of one document, plus internal `_windows` and `_tail` for the audit."""
     head = text if len(text) <= max_chars else text[:max_chars]
-    tokens = tokenize(head)
+    raw = head.lower().split()
+    tokens = list(filter(None, [w.strip(_PUNCT) for w in raw]))
     wins = windows(tokens, window_tokens)
     if wins:
-        ents = [window_entropy_bits(w) for w in wins]
-        ttr = sum(len(set(w)) for w in wins) / (len(wins) * window_tokens)
+        counted = [Counter(w) for w in wins]
+        ents = [_entropy_from_counts(c.values(), window_tokens) for c in counted]
+        ttr = sum(map(len, counted)) / (len(wins) * window_tokens)
         ent = math.fsum(ents) / len(ents)
     else:  # shorter than one window: TTR over what there is, no entropy figure
         ents = []
@@ -129,16 +139,16 @@ def compute_signals(
         ent = None
     return {
         "n_chars": len(text),
-        "n_words": count_words(text),
+        "n_words": len(raw) if head is text else count_words(text),
         "ttr": ttr,
         "burstiness": burstiness(head),
         "token_entropy_bits": ent,
         "repetition": repetition(tokens, repetition_ngram),
-        "rare_word_fraction": rare_word_fraction(tokens, freqs, zipf_to_freq(rare_zipf)),
+        "rare_word_fraction": rare_word_fraction(tokens, common_words),
         "_windows": ents,
-        # tokens after the last full window (all tokens of a short document): the shard audit
-        # packs these, in line order, into further windows so short-document shards are audited
-        "_tail": tokens[len(wins) * window_tokens :],
+        # tokens after the last full window (all tokens of a short document), space-joined: the
+        # shard audit packs these, in line order, into more windows so short documents count
+        "_tail": " ".join(tokens[len(wins) * window_tokens :]),
     }
 
 
@@ -166,8 +176,7 @@ class CheapSignals:
                     window_tokens=cfg.window_tokens,
                     max_chars=cfg.max_chars,
                     repetition_ngram=cfg.repetition_ngram,
-                    freqs=self._freqs.get(lang),
-                    rare_zipf=cfg.rare_zipf,
+                    common_words=self._freqs.common(lang, zipf_to_freq(cfg.rare_zipf)),
                 )
             )
         return records

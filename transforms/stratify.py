@@ -70,7 +70,7 @@ def plan_shard(
 
     floor = floor_info.get("floor_bits")
     values = [w for r in kept for w in r.get("_windows") or ()]
-    values += packed_windows((r.get("_tail") or () for r in kept), window_tokens)
+    values += packed_windows((r.get("_tail") or "" for r in kept), window_tokens)
     audit = audit_shard(values, floor)
     outputs: dict[str, list[dict]] = {name: [] for name in ALL_OUTPUTS}
     for r in kept:
@@ -99,7 +99,10 @@ def plan_shard(
 
 
 class FinalizeShardFn(beam.DoFn):
-    """Per input shard: dedup marks, entropy hold, write strata + rejected, emit stats."""
+    """Per input shard: dedup marks, entropy hold, write strata + rejected, emit stats.
+
+    Input: (shard_key, [(kind, value)]) with kind in record / rejected / status / duplicate.
+    """
 
     def __init__(self, output: str, duplicate_mode: str, clip_chars: int, window_tokens: int):
         self._output = output
@@ -110,13 +113,15 @@ class FinalizeShardFn(beam.DoFn):
     def process(self, item, floor_info):
         from collapseguard.transforms.write import join, write_jsonl, write_parquet
 
-        shard_key, groups = item
-        statuses = list(groups["status"])
-        if len(statuses) != 1:  # every shard reports exactly once; anything else is a bug
-            raise RuntimeError(f"shard {shard_key}: expected one status, got {len(statuses)}")
+        shard_key, tagged = item
+        groups: dict[str, list] = {"record": [], "rejected": [], "status": [], "duplicate": []}
+        for kind, value in tagged:
+            groups[kind].append(value)
+        if len(groups["status"]) != 1:  # every shard reports exactly once; anything else is a bug
+            raise RuntimeError(f"shard {shard_key}: expected one status, got {len(groups['status'])}")
         outputs, rejected, stats = plan_shard(
-            list(groups["records"]), list(groups["rejected"]), list(groups["duplicates"]),
-            statuses[0], floor_info, self._duplicate_mode, self._clip, self._window_tokens,
+            groups["record"], groups["rejected"], groups["duplicate"],
+            groups["status"][0], floor_info, self._duplicate_mode, self._clip, self._window_tokens,
         )
         for name, rows in outputs.items():
             if rows:

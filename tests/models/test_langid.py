@@ -16,3 +16,5 @@ def test_frequency_tables_cover_known_languages_only():
     en = t.get("en")
     assert en["the"] > 1e-2 and t.get("en") is en
     assert t.get("xx") is None and t.get(None) is None
+    common = t.common("en", 1e-6)
+    assert "the" in common and "zyzzyva" not in common and t.common("xx", 1e-6) is None

@@ -11,7 +11,7 @@ def r(id_, idx, line):
 
 def test_first_by_shard_then_line_wins():
     locs = [(1, 2, "k1", "s1"), (0, 9, "k0", "s0"), (1, 1, "k1", "s1")]
-    assert duplicate_losers(("x", locs)) == [("k1", (1, "s0:9")), ("k1", (2, "s0:9"))]
+    assert duplicate_losers(("x", locs)) == [("k1", ("duplicate", (1, "s0:9"))), ("k1", ("duplicate", (2, "s0:9")))]
     assert duplicate_losers(("y", [(0, 1, "k0", "s0")])) == []
 
 
@@ -20,4 +20,4 @@ def test_duplicates_in_pipeline():
     with TestPipeline() as p:
         out = (p | beam.Create(records) | beam.Map(id_location) | beam.GroupByKey()
                | beam.FlatMap(duplicate_losers))
-        assert_that(out, equal_to([("k0", (5, "s0:1")), ("k1", (1, "s0:1"))]))
+        assert_that(out, equal_to([("k0", ("duplicate", (5, "s0:1"))), ("k1", ("duplicate", (1, "s0:1")))]))

@@ -49,7 +49,7 @@ def test_audit_shard_decision_and_order_independence():
 
 
 def test_packed_windows_cover_short_documents():
-    tails = [["a", "b"] * 10, ["c"] * 15, ["d", "e", "f"]]  # 38 tokens -> 3 windows of 10
+    tails = [" ".join(["a", "b"] * 10), " ".join(["c"] * 15), "", "d e f"]  # 38 tokens -> 3 windows
     assert len(packed_windows(tails, 10)) == 3
 
 

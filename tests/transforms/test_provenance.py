@@ -50,7 +50,14 @@ def test_detector_only_upgrades_unattested_records():
 
 def test_attest_fn_in_pipeline():
     with TestPipeline() as p:
-        out = (p | beam.Create([rec(id="a", source="arxiv"), rec(id="b", generator="opt")])
-               | beam.ParDo(AttestFn(CFG)) | beam.Map(lambda r: (r["id"], r["provenance"], r["stratum"])))
-        assert_that(out, equal_to([("a", "verified_human", "human_verified"),
-                                   ("b", "known_synthetic", "synthetic_known")]))
+        recs = [dict(rec(id="a", source="arxiv"), _windows=[6.0]), dict(rec(id="b", generator="opt"), _windows=[5.0])]
+        for i, r in enumerate(recs):
+            r.update(shard_key="k", shard="s", shard_index=0, line=i + 1)
+        out = p | beam.Create(recs) | beam.ParDo(AttestFn(CFG)).with_outputs(
+            AttestFn.IDS, AttestFn.VERIFIED_WINDOWS, main="records")
+        assert_that(out.records | beam.Map(lambda kv: (kv[0], kv[1][0], kv[1][1]["id"], kv[1][1]["provenance"],
+                                                         kv[1][1]["stratum"])),
+                    equal_to([("k", "record", "a", "verified_human", "human_verified"),
+                              ("k", "record", "b", "known_synthetic", "synthetic_known")]), label="records")
+        assert_that(out.verified_windows, equal_to([[6.0]]), label="windows")
+        assert_that(out.ids, equal_to([("a", (0, 1, "k", "s")), ("b", (0, 2, "k", "s"))]), label="ids")

@@ -21,8 +21,8 @@ from collapseguard.transforms.signals import (
 from fixtures_data import HUMAN
 
 
-def sig(text, freqs=None, **kw):
-    args = dict(window_tokens=100, max_chars=200_000, repetition_ngram=3, freqs=freqs, rare_zipf=3.0)
+def sig(text, common=None, **kw):
+    args = dict(window_tokens=100, max_chars=200_000, repetition_ngram=3, common_words=common)
     args.update(kw)
     return compute_signals(text, **args)
 
@@ -52,6 +52,10 @@ def test_repetitive_text_scores_low_entropy_high_repetition():
     assert s["ttr"] < 0.1 < h["ttr"]
 
 
+def test_tokenize_strips_punctuation_keeps_inner_apostrophes():
+    assert tokenize("Don't stop, (Believing)! \u201cQuoted\u201d \u2014 end.") == ["don't", "stop", "believing", "quoted", "end"]
+
+
 def test_burstiness():
     assert burstiness("One two three. One two three. One two three.") == pytest.approx(0.0)
     assert burstiness("Short. This sentence is a good deal longer than the first.") > 0.5
@@ -61,9 +65,10 @@ def test_burstiness():
 def test_repetition_and_rarity_on_known_tokens():
     assert repetition(["a", "b", "c", "a", "b", "c"], 3) == pytest.approx(1 - 3 / 4)
     assert repetition(["a"], 3) is None
-    freqs = {"the": 5e-2, "cat": 1e-5}
-    assert rare_word_fraction(["the", "cat", "zyzzyva", "42"], freqs, 1e-6) == pytest.approx(1 / 3)
-    assert rare_word_fraction(["the"], None, 1e-6) is None
+    common = frozenset({"the", "cat"})
+    assert rare_word_fraction(["the", "cat", "zyzzyva", "42"], common) == pytest.approx(1 / 3)
+    assert rare_word_fraction(["the"], None) is None
+    assert rare_word_fraction(["42"], common) is None
 
 
 def test_huge_document_and_long_token_are_bounded():
@@ -71,7 +76,7 @@ def test_huge_document_and_long_token_are_bounded():
     s = sig(big, max_chars=50_000)
     assert s["n_chars"] == len(big) and s["n_words"] == 2_000_000
     t = sig("x" * 500_000)
-    assert t["n_words"] == 1 and t["token_entropy_bits"] is None and t["_tail"] == ["x" * 200_000]
+    assert t["n_words"] == 1 and t["token_entropy_bits"] is None and t["_tail"] == "x" * 200_000
 
 
 def test_count_words_across_chunks():
@@ -82,7 +87,7 @@ def test_count_words_across_chunks():
 def test_short_document_has_tail_but_no_window():
     s = sig("only a few words here")
     assert s["_windows"] == [] and s["token_entropy_bits"] is None
-    assert s["_tail"] == tokenize("only a few words here")
+    assert s["_tail"] == " ".join(tokenize("only a few words here"))
     assert windows(list("abcdefg"), 3) == [list("abc"), list("def")]
 
 

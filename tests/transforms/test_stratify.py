@@ -23,7 +23,7 @@ def test_anchor_only_from_verified_human():
 
 def rec(line, stratum="human_unverified", windows=(6.0,), tail=()):
     return {"id": f"id{line}", "shard": "s.jsonl", "line": line, "text": "t", "stratum": stratum,
-            "_windows": list(windows), "_tail": list(tail)}
+            "_windows": list(windows), "_tail": " ".join(tail)}
 
 
 def test_plan_shard_conserves_and_sorts():
