@@ -27,20 +27,22 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 
-_PUNCT = "".join(chr(c) for c in range(0x2000, 0x2070)) + "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~«»¿¡"
-_SENTENCE_END = re.compile(r"[.!?。！？]+(?=\s|$)")
+_WORD_ASCII = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+_SENTENCE_END = re.compile(r"[.!?。！？]+(?:\s+|$)")
 _LN2 = math.log(2.0)
 _SPLIT_CHUNK = 1 << 20
 _CLOGC = [0.0] + [c * math.log(c) for c in range(1, 4097)]  # c*ln(c) for window counts
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased whitespace tokens with surrounding punctuation stripped ("Word," -> "word").
+    """Lower-cased word tokens: runs of letters/digits, inner apostrophes kept ("don't").
 
-    str.split + str.strip run in C: about 3x faster than an equivalent regex findall, and the
-    tokenizer is the largest cost of the cheap path.
+    The tokenizer is the largest cost of the cheap path: ASCII text (checked in O(1) by
+    CPython) takes a narrower regex that runs about 1.7x faster than the Unicode one.
     """
-    return list(filter(None, [w.strip(_PUNCT) for w in text.lower().split()]))
+    low = text.lower()
+    return (_WORD_ASCII if low.isascii() else _WORD).findall(low)
 
 
 def count_words(text: str) -> int:
@@ -81,7 +83,17 @@ def _entropy_from_counts(counts, n: int) -> float:
 
 
 def burstiness(text: str) -> float | None:
-    lengths = [s.count(" ") + 1 for s in (x.strip() for x in _SENTENCE_END.split(text)) if s]
+    """Coefficient of variation of sentence lengths (words per sentence); None under 2 sentences."""
+    text = " ".join(text.split()) if "\n" in text or "\t" in text or "  " in text else text.strip()
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if not cuts or cuts[-1] < len(text):
+        cuts.append(len(text))
+    # words per sentence = spaces in its span + 1 (whitespace normalised above): no substrings
+    lengths, start, count = [], 0, text.count
+    for end in cuts:
+        if end > start:
+            lengths.append(count(" ", start, end) + (0 if text[end - 1] == " " else 1))
+        start = end
     if len(lengths) < 2:
         return None
     mean = sum(lengths) / len(lengths)
@@ -98,16 +110,20 @@ def repetition(tokens: Sequence[str], n: int) -> float | None:
 
 
 def rare_word_fraction(tokens: Sequence[str], common: frozenset | None) -> float | None:
-    """Share of alphabetic tokens not in `common` (the words at or over the rarity threshold)."""
+    """Share of word tokens that are rare: alphabetic and not in `common` (the table's words at
+    or over the rarity threshold). Word tokens = alphabetic tokens plus tokens the table knows.
+
+    Works on types, not tokens; isalpha() runs only on the few uncommon types.
+    """
     if common is None:
         return None
-    alpha = rare = 0
-    for w, c in Counter(tokens).items():  # over types, not tokens: ~2x fewer checks
-        if w.isalpha():
-            alpha += c
-            if w not in common:
-                rare += c
-    return rare / alpha if alpha else None
+    counts = Counter(tokens)
+    types = counts.keys()
+    get = counts.__getitem__
+    known = sum(map(get, common.intersection(types)))  # iterates the ~hundreds of types only
+    rare = sum(get(w) for w in types if w not in common and w.isalpha())
+    total = known + rare
+    return rare / total if total else None
 
 
 def zipf_to_freq(zipf: float) -> float:
@@ -125,8 +141,7 @@ def compute_signals(
 ) -> dict:
     """All cheap signals of one document, plus internal `_windows` and `_tail` for the audit."""
     head = text if len(text) <= max_chars else text[:max_chars]
-    raw = head.lower().split()
-    tokens = list(filter(None, [w.strip(_PUNCT) for w in raw]))
+    tokens = tokenize(head)
     wins = windows(tokens, window_tokens)
     if wins:
         counted = [Counter(w) for w in wins]
@@ -139,7 +154,7 @@ def compute_signals(
         ent = None
     return {
         "n_chars": len(text),
-        "n_words": len(raw) if head is text else count_words(text),
+        "n_words": count_words(text),
         "ttr": ttr,
         "burstiness": burstiness(head),
         "token_entropy_bits": ent,

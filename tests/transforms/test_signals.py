@@ -53,7 +53,8 @@ def test_repetitive_text_scores_low_entropy_high_repetition():
 
 
 def test_tokenize_strips_punctuation_keeps_inner_apostrophes():
-    assert tokenize("Don't stop, (Believing)! \u201cQuoted\u201d \u2014 end.") == ["don't", "stop", "believing", "quoted", "end"]
+    assert tokenize("Don't stop, (Believing)! snake_case 42") == ["don't", "stop", "believing", "snake", "case", "42"]
+    assert tokenize("\u201cÉté\u201d \u2014 l’été, naïve.") == ["été", "l’été", "naïve"]
 
 
 def test_burstiness():
