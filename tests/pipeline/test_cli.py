@@ -30,3 +30,12 @@ def test_console_script_is_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "collapseguard")
     r = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "run" in r.stdout
+
+
+def test_hostile_folder_runs_with_exit_0_and_conserves(hostile_dir, tmp_path, capsys):
+    folder, expect = hostile_dir
+    out = str(tmp_path / "out")
+    assert main(["run", "--input", f"{folder}/*", "--output", out, "--scoring-model", "none"]) == 0
+    m = json.load(open(os.path.join(out, "manifest.json")))
+    assert m["conserved"] and m["records_rejected"] == len(expect["rejected_reasons"])
+    assert sum(m["records_by_stratum"].values()) == len(expect["valid_ids"])
