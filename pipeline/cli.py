@@ -12,6 +12,7 @@ import sys
 
 from collapseguard.pipeline import config as config_mod
 from collapseguard.pipeline.options import UsageError, parse_run_args
+from collapseguard.transforms.commit import ResumeError, clean_temp_files, fingerprint, resume_state
 from collapseguard.transforms.read import InputError
 
 log = logging.getLogger("collapseguard")
@@ -26,18 +27,25 @@ commands:
 
 # Folders and files a run owns inside --output.
 OWNED = ("anchor", "human_verified", "human_unverified", "synthetic_known", "synthetic_suspected",
-         "review", "rejected", "manifest.json")
+         "review", "rejected", "manifest.json", "_commits")
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuses to mix two runs' files; with --overwrite removes the earlier run's outputs."""
+def prepare_output(output: str, overwrite: bool, resume: bool = False) -> None:
+    """Refuses to mix two runs' files; --overwrite removes the earlier run's outputs, --resume
+    keeps them (and removes only half-written temp files)."""
     from fsspec.core import url_to_fs
 
     fs, path = url_to_fs(output)
+    if resume:
+        n = clean_temp_files(output)
+        if n:
+            log.info("collapseguard: removed %d half-written temp file(s) of the killed run", n)
+        fs.makedirs(path, exist_ok=True)
+        return
     present = [name for name in OWNED if fs.exists(f"{path.rstrip('/')}/{name}")]
     if present and not overwrite:
         raise UsageError(f"--output {output} already holds a run ({', '.join(present)}); "
-                         f"pass --overwrite to replace it")
+                         f"pass --overwrite to replace it or --resume to continue it")
     for name in present:
         fs.rm(f"{path.rstrip('/')}/{name}", recursive=True)
     fs.makedirs(path, exist_ok=True)
@@ -56,17 +64,21 @@ def run(argv: list[str]) -> dict:
     cfg = config_mod.load(ns.config)
     shards = expand_inputs(ns.inputs)
     lm = lm_transform(ns)
-    prepare_output(ns.output, ns.overwrite)
     run_info = {
         "inputs": ns.inputs,
         "config": cfg.to_dict(),
         "scoring_model": ns.scoring_model,
     }
+    committed, committed_floor = (resume_state(ns.output, fingerprint(run_info)) if ns.resume else ({}, None))
+    prepare_output(ns.output, ns.overwrite, ns.resume)
+    if committed:
+        log.info("collapseguard: resuming: %d of %d shard(s) already committed", len(committed), len(shards))
     options = PipelineOptions(beam_args)
     options.view_as(SetupOptions).save_main_session = False
     log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
     with beam.Pipeline(options=options) as p:
-        build(p, cfg, shards, ns.output, run_info, lm_transform=lm)
+        build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
+              committed=committed, committed_floor=committed_floor)
     import fsspec
 
     with fsspec.open(join(ns.output, "manifest.json"), "rt") as f:
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print(summary(manifest, output))
             return 0 if manifest["conserved"] else 1
         raise UsageError(f"unknown command {command!r}\n{USAGE}")
-    except (UsageError, config_mod.ConfigError, InputError) as e:
+    except (UsageError, config_mod.ConfigError, InputError, ResumeError) as e:
         print(f"collapseguard: error: {e}", file=sys.stderr)
         return 2
 

@@ -64,7 +64,7 @@ def validate_beam_args(args: list[str]) -> list[str]:
     return args
 
 
-OUR_FLAGS = ("--input", "--output", "--config", "--scoring-model", "--overwrite", "--lm-max-tokens",
+OUR_FLAGS = ("--input", "--output", "--config", "--scoring-model", "--overwrite", "--resume", "--lm-max-tokens",
              "--lm-sample-rate", "--lm-cache-dir")
 
 
@@ -89,6 +89,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-cache-dir", default=None, help="where the converted default model is cached")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs of an earlier run in --output")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run in --output: skip its committed shards")
     return p
 
 
@@ -98,6 +100,8 @@ def parse_run_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         raise UsageError("--lm-max-tokens must be >= 2")
     if not 0.0 < ns.lm_sample_rate <= 1.0:
         raise UsageError("--lm-sample-rate must be in (0, 1]")
+    if ns.resume and ns.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
     if ns.input is None:
         ns.input = sample_inputs()
         if ns.config is None:

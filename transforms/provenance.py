@@ -18,7 +18,6 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from collapseguard.pipeline.config import ProvenanceConfig, parse_cutoff
-from collapseguard.transforms.dedup import id_location
 from collapseguard.transforms.stratify import base_stratum
 from collapseguard.transforms.validate import parse_timestamp
 
@@ -75,13 +74,11 @@ def apply_detector(
 class AttestFn(beam.DoFn):
     """Provenance + base stratum per record, and the record's routing in one step.
 
-    Main output: (shard_key, ("record", record)) for the per-shard finalize. Tagged outputs:
-    'ids' (id, location) for duplicate detection, 'verified_windows' (window entropies of
-    verified-human documents) for the floor. One DoFn instead of three Maps: each Beam step
-    costs per-element overhead on the non-LM path.
+    Main output: (shard_key, ("record", record)) for the per-shard finalize. Tagged output
+    'verified_windows': window entropies of verified-human documents, for the floor. One DoFn
+    instead of several Maps: each Beam step costs per-element overhead on the non-LM path.
     """
 
-    IDS = "ids"
     VERIFIED_WINDOWS = "verified_windows"
 
     def __init__(self, cfg):
@@ -93,7 +90,6 @@ class AttestFn(beam.DoFn):
         label, reasons = apply_detector(label, reasons, record.get("p_synthetic"), record.get("detector_threshold"))
         record["provenance"], record["provenance_reasons"] = label, reasons
         record["stratum"] = base_stratum(label, record["id"], self._strat.anchor_fraction, self._strat.anchor_salt)
-        yield TaggedOutput(self.IDS, id_location(record))
         if label == "verified_human" and record.get("_windows"):
             yield TaggedOutput(self.VERIFIED_WINDOWS, record["_windows"])
         yield record["shard_key"], ("record", record)

@@ -176,20 +176,34 @@ def iter_shard(shard: Shard, cfg: ReadConfig) -> Iterator[tuple[str, dict]]:
 
 
 class ReadShards(beam.DoFn):
-    """Reads one shard per element. Main output: records; tagged: 'rejected', 'status'."""
+    """Reads one shard per element. Main output: records; tagged: 'rejected', 'status', 'ids'.
+
+    Shards in `committed` (already finished by an earlier run, see transforms/commit.py) only
+    contribute their ids, so duplicate detection sees the whole input.
+    """
 
     REJECTED = "rejected"
     STATUS = "status"
+    IDS = "ids"
 
-    def __init__(self, cfg: ReadConfig):
+    def __init__(self, cfg: ReadConfig, committed: frozenset[str] = frozenset()):
         self._cfg = cfg
+        self._committed = committed
         self._records = beam.metrics.Metrics.counter("collapseguard", "records_read")
         self._rejected = beam.metrics.Metrics.counter("collapseguard", "records_rejected")
 
     def process(self, shard: Shard):
+        from collapseguard.transforms.dedup import id_location
+
+        if shard.key in self._committed:
+            for kind, value in iter_shard(shard, self._cfg):
+                if kind == "record":
+                    yield TaggedOutput(self.IDS, id_location(value))
+            return
         for kind, value in iter_shard(shard, self._cfg):
             if kind == "record":
                 self._records.inc()
+                yield TaggedOutput(self.IDS, id_location(value))
                 yield value
             elif kind == "rejected":
                 self._rejected.inc()

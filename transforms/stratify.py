@@ -104,13 +104,16 @@ class FinalizeShardFn(beam.DoFn):
     Input: (shard_key, [(kind, value)]) with kind in record / rejected / status / duplicate.
     """
 
-    def __init__(self, output: str, duplicate_mode: str, clip_chars: int, window_tokens: int):
+    def __init__(self, output: str, duplicate_mode: str, clip_chars: int, window_tokens: int,
+                 run_fingerprint: str = ""):
         self._output = output
+        self._fingerprint = run_fingerprint
         self._duplicate_mode = duplicate_mode
         self._clip = clip_chars
         self._window_tokens = window_tokens
 
     def process(self, item, floor_info):
+        from collapseguard.transforms.commit import marker, write_commit
         from collapseguard.transforms.write import join, write_jsonl, write_parquet
 
         shard_key, tagged = item
@@ -128,4 +131,6 @@ class FinalizeShardFn(beam.DoFn):
                 write_parquet(join(self._output, name, f"{shard_key}.parquet"), rows)
         if rejected:
             write_jsonl(join(self._output, "rejected", f"{shard_key}.jsonl"), rejected)
+        # last: the marker that says this shard is complete (see transforms/commit.py)
+        write_commit(self._output, shard_key, marker(stats, floor_info, self._fingerprint))
         yield stats

@@ -54,10 +54,9 @@ def test_attest_fn_in_pipeline():
         for i, r in enumerate(recs):
             r.update(shard_key="k", shard="s", shard_index=0, line=i + 1)
         out = p | beam.Create(recs) | beam.ParDo(AttestFn(CFG)).with_outputs(
-            AttestFn.IDS, AttestFn.VERIFIED_WINDOWS, main="records")
+            AttestFn.VERIFIED_WINDOWS, main="records")
         assert_that(out.records | beam.Map(lambda kv: (kv[0], kv[1][0], kv[1][1]["id"], kv[1][1]["provenance"],
                                                          kv[1][1]["stratum"])),
                     equal_to([("k", "record", "a", "verified_human", "human_verified"),
                               ("k", "record", "b", "known_synthetic", "synthetic_known")]), label="records")
         assert_that(out.verified_windows, equal_to([[6.0]]), label="windows")
-        assert_that(out.ids, equal_to([("a", (0, 1, "k", "s")), ("b", (0, 2, "k", "s"))]), label="ids")
