@@ -30,6 +30,7 @@ from apache_beam.transforms.window import GlobalWindows
 _WORD_ASCII = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?。！？]+(?:\s+|$)")
+_SPACE = re.compile(r"\s")
 _LN2 = math.log(2.0)
 _SPLIT_CHUNK = 1 << 20
 _CLOGC = [0.0] + [c * math.log(c) for c in range(1, 4097)]  # c*ln(c) for window counts
@@ -45,17 +46,16 @@ def tokenize(text: str) -> list[str]:
     return (_WORD_ASCII if low.isascii() else _WORD).findall(low)
 
 
-def count_words(text: str) -> int:
-    """Whitespace-separated words of the whole text, in bounded memory for huge texts."""
-    if len(text) <= _SPLIT_CHUNK:
-        return len(text.split())
-    n, start = 0, 0
-    while start < len(text):
-        end = min(start + _SPLIT_CHUNK, len(text))
+def count_words(text: str, start: int = 0) -> int:
+    """Word tokens (as `tokenize` counts them) in text[start:], in bounded memory: 1 MB chunks
+    cut at whitespace, so a 30 MB document never becomes one 5-million-item list."""
+    n, pos = 0, start
+    while pos < len(text):
+        end = min(pos + _SPLIT_CHUNK, len(text))
         while end < len(text) and not text[end].isspace():
             end += 1  # never cut a word in two
-        n += len(text[start:end].split())
-        start = end
+        n += len(tokenize(text[pos:end]))
+        pos = end
     return n
 
 
@@ -110,19 +110,20 @@ def repetition(tokens: Sequence[str], n: int) -> float | None:
 
 
 def rare_word_fraction(tokens: Sequence[str], common: frozenset | None) -> float | None:
-    """Share of word tokens that are rare: alphabetic and not in `common` (the table's words at
-    or over the rarity threshold). Word tokens = alphabetic tokens plus tokens the table knows.
+    """Share of the document's distinct words that are rare: alphabetic and not in `common`
+    (the table's words at or over the rarity threshold). Distinct words = alphabetic words plus
+    words the table knows.
 
-    Works on types, not tokens; isalpha() runs only on the few uncommon types.
+    Counted over distinct words (types), so a rare word repeated ten times counts once: the
+    figure measures the breadth of rare vocabulary, and set operations keep it cheap
+    (set.difference iterates the document's few hundred types, never the table).
     """
     if common is None:
         return None
-    counts = Counter(tokens)
-    types = counts.keys()
-    get = counts.__getitem__
-    known = sum(map(get, common.intersection(types)))  # iterates the ~hundreds of types only
-    rare = sum(get(w) for w in types if w not in common and w.isalpha())
-    total = known + rare
+    types = set(tokens)
+    uncommon = types.difference(common)
+    rare = sum(1 for w in uncommon if w.isalpha())
+    total = len(types) - len(uncommon) + rare
     return rare / total if total else None
 
 
@@ -140,7 +141,13 @@ def compute_signals(
     common_words: frozenset | None,
 ) -> dict:
     """All cheap signals of one document, plus internal `_windows` and `_tail` for the audit."""
-    head = text if len(text) <= max_chars else text[:max_chars]
+    head, rest = text, len(text)
+    if len(text) > max_chars:  # a prefix; the rest is only counted, from its next whitespace on
+        head = text[:max_chars]
+        rest = max_chars
+        if not text[max_chars - 1].isspace():  # the cut split a word: it counts once, in head
+            m = _SPACE.search(text, max_chars)
+            rest = m.start() if m else len(text)
     tokens = tokenize(head)
     wins = windows(tokens, window_tokens)
     if wins:
@@ -154,7 +161,7 @@ def compute_signals(
         ent = None
     return {
         "n_chars": len(text),
-        "n_words": count_words(text),
+        "n_words": len(tokens) + count_words(text, rest),
         "ttr": ttr,
         "burstiness": burstiness(head),
         "token_entropy_bits": ent,

@@ -68,6 +68,7 @@ def test_repetition_and_rarity_on_known_tokens():
     assert repetition(["a"], 3) is None
     common = frozenset({"the", "cat"})
     assert rare_word_fraction(["the", "cat", "zyzzyva", "42"], common) == pytest.approx(1 / 3)
+    assert rare_word_fraction(["the", "the", "zyzzyva", "zyzzyva"], common) == pytest.approx(1 / 2)  # types
     assert rare_word_fraction(["the"], None) is None
     assert rare_word_fraction(["42"], common) is None
 
@@ -78,11 +79,15 @@ def test_huge_document_and_long_token_are_bounded():
     assert s["n_chars"] == len(big) and s["n_words"] == 2_000_000
     t = sig("x" * 500_000)
     assert t["n_words"] == 1 and t["token_entropy_bits"] is None and t["_tail"] == "x" * 200_000
+    assert sig("y" * 300_000 + " two words", max_chars=1000)["n_words"] == 3
 
 
-def test_count_words_across_chunks():
-    text = ("ab " * 700_000) + "tail"
-    assert count_words(text) == len(text.split())
+def test_count_words_across_chunks_matches_tokenize():
+    text = ("ab, " * 700_000) + "tail"
+    assert count_words(text) == len(tokenize(text)) == 700_001
+    assert count_words(text, 4) == 700_000
+    s = sig(text, max_chars=10_001)
+    assert s["n_words"] == 700_001
 
 
 def test_short_document_has_tail_but_no_window():
@@ -100,7 +105,7 @@ def test_cheap_signals_dofn_in_pipeline_batches_and_flushes():
         out = sorted(out, key=lambda r: r["id"])
         assert [r["lang"] for r in out] == ["en", "fr", "en"]
         assert all(0.5 < r["lang_score"] <= 1.0 for r in out)
-        assert out[0]["rare_word_fraction"] is not None and out[0]["n_words"] == len(texts[0].split())
+        assert out[0]["rare_word_fraction"] is not None and out[0]["n_words"] == len(tokenize(texts[0]))
 
     with TestPipeline() as p:
         out = p | beam.Create(records) | beam.ParDo(CheapSignalsFn(SignalsConfig(), batch_size=2))
