@@ -27,7 +27,7 @@ commands:
 
 # Folders and files a run owns inside --output.
 OWNED = ("anchor", "human_verified", "human_unverified", "synthetic_known", "synthetic_suspected",
-         "review", "rejected", "manifest.json", "_commits")
+         "review", "rejected", "manifest.json", "mixture.json", "report.html", "_commits")
 
 
 def prepare_output(output: str, overwrite: bool, resume: bool = False) -> None:
@@ -110,6 +110,8 @@ def summary(manifest: dict, output: str) -> str:
     lines.append(f"  entropy floor        {e['floor_bits']} bits ({e['floor_source']}); "
                  f"held shards: {len(manifest['shards_held_for_review'])}")
     lines.append(f"  conserved            {manifest['conserved']}")
+    lines.append(f"  report (open first)  {output}/report.html")
+    lines.append(f"  mixture              {output}/mixture.json")
     lines.append(f"  manifest             {output}/manifest.json")
     return "\n".join(lines)
 

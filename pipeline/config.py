@@ -74,12 +74,32 @@ class StratifyConfig:
 
 
 @dataclass(frozen=True)
+class WeightsSection:
+    """sample_weight: tail oversampling of human text, a ceiling on synthetic tokens."""
+
+    cap: float = 4.0
+    synthetic_ceiling: float = 0.001  # weighted token share of synthetic text (Dohmatob et al. 2025)
+    source_multipliers: dict = field(default_factory=dict)  # e.g. {arxiv: 1.5, gutenberg: 2.0}
+    rare_fraction_start: float = 0.05
+    rare_fraction_full: float = 0.08
+
+    def to_weights_config(self):
+        from collapseguard.transforms.weights import WeightsConfig
+
+        return WeightsConfig(cap=self.cap, synthetic_ceiling=self.synthetic_ceiling,
+                             source_multipliers=dict(self.source_multipliers),
+                             rare_fraction_start=self.rare_fraction_start,
+                             rare_fraction_full=self.rare_fraction_full)
+
+
+@dataclass(frozen=True)
 class Config:
     read: ReadConfig = field(default_factory=ReadConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
     provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
     entropy: EntropyConfig = field(default_factory=EntropyConfig)
     stratify: StratifyConfig = field(default_factory=StratifyConfig)
+    weights: WeightsSection = field(default_factory=WeightsSection)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -118,6 +138,12 @@ def _build(cls, data: Mapping[str, Any] | None, path: str):
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         if dataclasses.is_dataclass(default):
             kwargs[name] = _build(type(default), value, sub)
+        elif isinstance(default, dict):
+            if not isinstance(value, Mapping) or not all(
+                    isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for k, v in value.items()):
+                raise ConfigError(f"{sub}: expected a mapping of names to numbers")
+            kwargs[name] = {k: float(v) for k, v in sorted(value.items())}
         elif isinstance(default, tuple):
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{sub}: expected a list of strings")
@@ -154,6 +180,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("entropy.quantile: must be in (0, 0.5)")
     if not 0.0 <= cfg.stratify.anchor_fraction <= 0.5:
         raise ConfigError("stratify.anchor_fraction: must be in [0, 0.5]")
+    try:
+        cfg.weights.to_weights_config()
+    except ValueError as e:
+        raise ConfigError(f"weights: {e}") from e
     return cfg
 
 

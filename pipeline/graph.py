@@ -3,7 +3,10 @@
   shards -> Read+validate -> cheap signals -> [LM signals] -> provenance + base stratum
          -> (verified-human windows -> entropy floor: side input)
          -> (ids -> duplicate marks)
-         -> group per shard -> finalize (hold / write strata + rejected) -> manifest
+         -> group per shard -> plan (duplicates, entropy hold, strata, human weights)
+         -> (token totals -> synthetic weight under the ceiling: side input)
+         -> write strata + rejected + commit marker
+         -> manifest.json, mixture.json, report.html
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from collapseguard.pipeline.config import Config
 from collapseguard.transforms.commit import fingerprint
 from collapseguard.transforms.dedup import duplicate_losers
 from collapseguard.transforms.entropy import WindowHistogram, entropy_floor
-from collapseguard.transforms.manifest import write_manifest
+from collapseguard.transforms.diversity import DiversityStats
+from collapseguard.transforms.manifest import write_summary
+from collapseguard.transforms.mixture import RareCoverageSample
 from collapseguard.transforms.provenance import AttestFn
 from collapseguard.transforms.read import ReadShards, Shard
 from collapseguard.transforms.signals import CheapSignalsFn
-from collapseguard.transforms.stratify import FinalizeShardFn
+from collapseguard.transforms.report import ReportStats
+from collapseguard.transforms.stratify import PlanShardFn, SumMixture, WriteShardFn, synthetic_weighting
 
 
 def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_info: dict,
@@ -31,6 +37,7 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     """
     committed = committed or {}
     run_fp = fingerprint(run_info)
+    wcfg = cfg.weights.to_weights_config()
     read = (
         p
         | "Shards" >> beam.Create(shards)
@@ -60,20 +67,39 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     )
     # One keyed, tagged stream per shard (a Flatten + GroupByKey: CoGroupByKey's work without
     # its per-element re-tagging).
-    stats = (
+    planned = (
         (routed.records, read.rejected, read.status, duplicates)
         | "Merge" >> beam.Flatten()
         | "GroupByShard" >> beam.GroupByKey()
-        | "FinalizeShards" >> beam.ParDo(
-            FinalizeShardFn(output, cfg.read.duplicate_ids, cfg.read.raw_clip_chars,
-                            cfg.signals.window_tokens, run_fp),
+        | "PlanShards" >> beam.ParDo(
+            PlanShardFn(cfg.read.duplicate_ids, cfg.read.raw_clip_chars, cfg.signals.window_tokens, wcfg),
             floor_info=beam.pvalue.AsSingleton(floor))
     )
+    # The synthetic weight needs the whole run's token totals (committed shards' included).
+    weighting = (
+        (planned | "ShardMixtures" >> beam.Map(lambda kv: kv[1][2]["mixture"]),
+         p | "CommittedMixtures" >> beam.Create([m["stats"]["mixture"] for m in committed.values()]))
+        | "AllMixtures" >> beam.Flatten()
+        | "SumMixture" >> beam.CombineGlobally(SumMixture())
+        | "SyntheticWeight" >> beam.Map(synthetic_weighting, wcfg.synthetic_ceiling)
+    )
+    written = planned | "WriteShards" >> beam.ParDo(
+        WriteShardFn(output, run_fp, cfg.signals.rare_zipf),
+        floor_info=beam.pvalue.AsSingleton(floor), weighting=beam.pvalue.AsSingleton(weighting),
+    ).with_outputs(WriteShardFn.REPORT, WriteShardFn.DIVERSITY, WriteShardFn.COVERAGE, main="stats")
+
+    report_stats = written.report | "ReportStats" >> beam.CombineGlobally(ReportStats())
+    diversity = written.diversity | "Diversity" >> beam.CombinePerKey(DiversityStats())
+    coverage = written.coverage | "RareCoverage" >> beam.CombineGlobally(RareCoverageSample())
     return (
-        stats
+        written.stats
         | "CollectStats" >> beam.combiners.ToList()
-        | "WriteManifest" >> beam.Map(
-            lambda s, floor_info: write_manifest(
-                s + [m["stats"] for m in committed.values()], floor_info, output, run_info),
-            floor_info=beam.pvalue.AsSingleton(floor))
+        | "WriteSummary" >> beam.Map(
+            lambda s, floor_info, report, div, cov: write_summary(
+                s + [m["stats"] for m in committed.values()], floor_info, output, run_info,
+                wcfg.synthetic_ceiling, report, div, cov),
+            floor_info=beam.pvalue.AsSingleton(floor),
+            report=beam.pvalue.AsSingleton(report_stats),
+            div=beam.pvalue.AsDict(diversity),
+            cov=beam.pvalue.AsSingleton(coverage))
     )

@@ -27,7 +27,8 @@ SIGNAL_VERSIONS = {
     "burstiness": "sentence_length_cv_v1",
     "token_entropy_bits": "unigram_entropy_miller_madow_window_v1",
     "repetition": "dup_word_ngram_fraction_v1",
-    "rare_word_fraction": "wordfreq_zipf_below_threshold_v1",
+    "rare_word_fraction": "wordfreq_zipf_below_threshold_types_v1",
+    "sample_weight": "rare_fraction_ramp_v1",
 }
 
 _str = pa.string()
@@ -62,6 +63,7 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("provenance_reasons", _list_str),
         pa.field("stratum", _str, nullable=False),
         pa.field("hold_reasons", _list_str),
+        pa.field("sample_weight", _f64),  # 0 for anchor and review; see transforms/weights.py
     ]
 )
 

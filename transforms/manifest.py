@@ -60,3 +60,38 @@ def write_manifest(shard_stats: list[dict], floor_info: dict, output: str, run_i
     manifest = build_manifest(shard_stats, floor_info, run_info)
     write_json(join(output, "manifest.json"), manifest)
     return manifest
+
+
+def mixture_from_stats(shard_stats: list[dict], ceiling: float, rare_coverage: dict) -> dict:
+    """mixture.json from the shards' integer token counts and the final synthetic weight."""
+    from collapseguard.transforms.mixture import UNITS, build_mixture
+    from collapseguard.transforms.stratify import SumMixture, synthetic_weighting
+    from collapseguard.transforms.weights import SYNTHETIC_STRATA
+
+    combine = SumMixture()
+    acc = combine.create_accumulator()
+    for s in shard_stats:
+        combine.add_input(acc, s["mixture"])
+    w_syn = synthetic_weighting(acc, ceiling)["synthetic_weight"]
+    tokens = {name: m["tokens"] for name, m in acc.items()}
+    weighted = {name: (m["tokens"] * w_syn if name in SYNTHETIC_STRATA else m["weighted_units"] / UNITS)
+                for name, m in acc.items()}
+    mixture = build_mixture(tokens, weighted, rare_coverage, ceiling)
+    mixture["synthetic_weight"] = w_syn
+    return mixture
+
+
+def write_summary(shard_stats: list[dict], floor_info: dict, output: str, run_info: dict, ceiling: float,
+                  report_stats: dict, diversity: dict, rare_coverage: dict) -> dict:
+    """Writes manifest.json, mixture.json and report.html (the manifest last: it closes the run)."""
+    from collapseguard.transforms.report import render_report
+    from collapseguard.transforms.write import join, write_bytes, write_json
+
+    manifest = build_manifest(shard_stats, floor_info, run_info)
+    manifest["diversity"] = {k: diversity[k] for k in sorted(diversity)}
+    mixture = mixture_from_stats(shard_stats, ceiling, rare_coverage)
+    stats = dict(report_stats, diversity=manifest["diversity"])
+    write_json(join(output, "mixture.json"), mixture)
+    write_bytes(join(output, "report.html"), render_report(manifest, mixture, stats).encode("utf-8"))
+    write_json(join(output, "manifest.json"), manifest)
+    return manifest

@@ -45,6 +45,7 @@ def plan_shard(
     duplicate_mode: str,
     clip_chars: int,
     window_tokens: int,
+    weights_cfg=None,
 ) -> tuple[dict[str, list[dict]], list[dict], dict]:
     """Decides where every record of one input shard goes.
 
@@ -53,7 +54,9 @@ def plan_shard(
     """
     from collapseguard.pipeline.schema import ALL_OUTPUTS, REVIEW
     from collapseguard.transforms.entropy import audit_shard, hold_reason, packed_windows
+    from collapseguard.transforms.mixture import weighted_units
     from collapseguard.transforms.validate import rejection
+    from collapseguard.transforms.weights import human_weight
 
     first_of = dict(duplicates)
     rejected = list(rejected)
@@ -73,12 +76,19 @@ def plan_shard(
     values += packed_windows((r.get("_tail") or "" for r in kept), window_tokens)
     audit = audit_shard(values, floor)
     outputs: dict[str, list[dict]] = {name: [] for name in ALL_OUTPUTS}
+    mixture = {name: {"documents": 0, "tokens": 0, "weighted_units": 0} for name in ALL_OUTPUTS}
     for r in kept:
         r["hold_reasons"] = []
         if audit["below_floor"]:
             r["hold_reasons"] = [hold_reason(audit, floor), f"would_be:{r['stratum']}"]
             r["stratum"] = REVIEW
         outputs[r["stratum"]].append(r)
+        if weights_cfg is not None:  # synthetic strata: 0 here, their one global weight comes later
+            r["sample_weight"] = human_weight(r, weights_cfg)
+            m = mixture[r["stratum"]]
+            m["documents"] += 1
+            m["tokens"] += r.get("n_words") or 0
+            m["weighted_units"] += weighted_units(r.get("n_words") or 0, r["sample_weight"])
     rejected.sort(key=lambda x: (x["line"], x["reason"]))
 
     by_reason: dict[str, int] = {}
@@ -93,40 +103,126 @@ def plan_shard(
         "records_by_stratum": {k: len(v) for k, v in outputs.items()},
         "error": status["error"],
         "entropy": audit,
+        "mixture": mixture,
     }
     stats["conserved"] = stats["records_read"] == len(rejected) + sum(stats["records_by_stratum"].values())
     return outputs, rejected, stats
 
 
-class FinalizeShardFn(beam.DoFn):
-    """Per input shard: dedup marks, entropy hold, write strata + rejected, emit stats.
+def _group(tagged) -> dict[str, list]:
+    groups: dict[str, list] = {"record": [], "rejected": [], "status": [], "duplicate": []}
+    for kind, value in tagged:
+        groups[kind].append(value)
+    return groups
+
+
+class PlanShardFn(beam.DoFn):
+    """Per input shard: duplicate marks, entropy hold, strata, human weights (plan_shard).
 
     Input: (shard_key, [(kind, value)]) with kind in record / rejected / status / duplicate.
+    Output: (shard_key, (rows per output folder, rejected rows, stats)).
     """
 
-    def __init__(self, output: str, duplicate_mode: str, clip_chars: int, window_tokens: int,
-                 run_fingerprint: str = ""):
-        self._output = output
-        self._fingerprint = run_fingerprint
+    def __init__(self, duplicate_mode: str, clip_chars: int, window_tokens: int, weights_cfg):
         self._duplicate_mode = duplicate_mode
         self._clip = clip_chars
         self._window_tokens = window_tokens
+        self._weights_cfg = weights_cfg
 
     def process(self, item, floor_info):
-        from collapseguard.transforms.commit import marker, write_commit
-        from collapseguard.transforms.write import join, write_jsonl, write_parquet
-
         shard_key, tagged = item
-        groups: dict[str, list] = {"record": [], "rejected": [], "status": [], "duplicate": []}
-        for kind, value in tagged:
-            groups[kind].append(value)
+        groups = _group(tagged)
         if len(groups["status"]) != 1:  # every shard reports exactly once; anything else is a bug
             raise RuntimeError(f"shard {shard_key}: expected one status, got {len(groups['status'])}")
-        outputs, rejected, stats = plan_shard(
-            groups["record"], groups["rejected"], groups["duplicate"],
-            groups["status"][0], floor_info, self._duplicate_mode, self._clip, self._window_tokens,
-        )
+        yield shard_key, plan_shard(
+            groups["record"], groups["rejected"], groups["duplicate"], groups["status"][0], floor_info,
+            self._duplicate_mode, self._clip, self._window_tokens, self._weights_cfg)
+
+
+def synthetic_weighting(mixture: dict, ceiling: float) -> dict:
+    """The one synthetic sample_weight from summed per-shard mixture counts (integers)."""
+    from collapseguard.transforms.mixture import UNITS
+    from collapseguard.transforms.weights import HUMAN_STRATA, SYNTHETIC_STRATA, synthetic_weight
+
+    human_units = sum(mixture[s]["weighted_units"] for s in HUMAN_STRATA)
+    synthetic_tokens = sum(mixture[s]["tokens"] for s in SYNTHETIC_STRATA)
+    training_docs = sum(mixture[s]["documents"] for s in HUMAN_STRATA + SYNTHETIC_STRATA)
+    return {"synthetic_weight": synthetic_weight(human_units / UNITS, synthetic_tokens, ceiling),
+            "training_documents": training_docs}
+
+
+class SumMixture(beam.CombineFn):
+    """Sums per-shard mixture counts {stratum: {documents, tokens, weighted_units}} (ints)."""
+
+    def create_accumulator(self):
+        from collapseguard.pipeline.schema import ALL_OUTPUTS
+
+        return {name: {"documents": 0, "tokens": 0, "weighted_units": 0} for name in ALL_OUTPUTS}
+
+    def add_input(self, acc, mixture):
+        for name, m in mixture.items():
+            for k, v in m.items():
+                acc[name][k] += v
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            self.add_input(out, a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class WriteShardFn(beam.DoFn):
+    """Per planned shard: final synthetic weights, write strata + rejected, then the commit marker.
+
+    Main output: the shard's stats. Tagged 'report': light per-document rows for the report's
+    combiners (no text); 'diversity': (stratum, (id, text)); 'coverage': rare-word sample rows
+    for the documents a hash preselects (only those pay for the rarity lookup).
+    """
+
+    REPORT, DIVERSITY, COVERAGE = "report", "diversity", "coverage"
+    COVERAGE_DOCS = 2000
+
+    def __init__(self, output: str, run_fingerprint: str, rare_zipf: float):
+        self._output = output
+        self._fingerprint = run_fingerprint
+        self._rare_zipf = rare_zipf
+        self._tables = None
+
+    def setup(self):
+        from collapseguard.transforms.weights import RarityTables
+
+        self._tables = RarityTables()
+
+    def process(self, item, floor_info, weighting):
+        from apache_beam.pvalue import TaggedOutput
+
+        from collapseguard.transforms.commit import marker, write_commit
+        from collapseguard.transforms.mixture import sample_key
+        from collapseguard.transforms.signals import tokenize
+        from collapseguard.transforms.weights import SYNTHETIC_STRATA, TRAINING_STRATA_ALL, doc_rarity
+        from collapseguard.transforms.write import join, write_jsonl, write_parquet
+
+        shard_key, (outputs, rejected, stats) = item
+        w_syn = weighting["synthetic_weight"]
+        # documents whose hash is under this cut are candidates for the rare-coverage sample:
+        # a superset of the COVERAGE_DOCS smallest hashes, whatever the runner's bundling
+        n = max(1, weighting["training_documents"])
+        cut = int(2**64 * min(1.0, 2.0 * self.COVERAGE_DOCS / n))
         for name, rows in outputs.items():
+            for r in rows:
+                if name in SYNTHETIC_STRATA:
+                    r["sample_weight"] = w_syn
+                yield TaggedOutput(self.REPORT, {k: v for k, v in r.items() if k != "text" and not k.startswith("_")})
+                yield TaggedOutput(self.DIVERSITY, (name, (r["id"], r["text"][:20_000])))
+                if name in TRAINING_STRATA_ALL and sample_key(r["id"]) < cut:
+                    rare = doc_rarity(tokenize(r["text"][:20_000]), r.get("lang"), self._tables, self._rare_zipf)
+                    yield TaggedOutput(self.COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"],
+                                                       rare["rare_words"]))
             if rows:
                 write_parquet(join(self._output, name, f"{shard_key}.parquet"), rows)
         if rejected:

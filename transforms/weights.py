@@ -33,6 +33,7 @@ from typing import Mapping, Sequence
 HUMAN_STRATA = ("human_verified", "human_unverified")
 SYNTHETIC_STRATA = ("synthetic_known", "synthetic_suspected")
 ZERO_WEIGHT_STRATA = ("anchor", "review")
+TRAINING_STRATA_ALL = HUMAN_STRATA + SYNTHETIC_STRATA
 
 WEIGHT_VERSION = "rare_fraction_ramp_v1"  # recorded next to the column (dolma's habit)
 

@@ -51,6 +51,10 @@ def parquet_bytes(rows: list[dict]) -> bytes:
     return buf.getvalue()
 
 
+def write_bytes(url: str, data: bytes) -> None:
+    _atomic_write(url, data)
+
+
 def write_parquet(url: str, rows: list[dict]) -> None:
     _atomic_write(url, parquet_bytes(rows))
 

@@ -115,3 +115,24 @@ def test_rerun_is_byte_identical_and_multiprocessing_gives_same_data(tmp_path, s
     assert tree_digest(a) == tree_digest(c)
     m = json.load(open(os.path.join(a, "manifest.json")))
     assert m["conserved"] and m["records_by_stratum"]["review"] > 0 and m["records_by_stratum"]["anchor"] > 0
+
+
+def test_sample_run_writes_report_mixture_and_weights(tmp_path, sample_shards):
+    out = str(tmp_path / "out")
+    run(["--output", out, "--scoring-model", "none"])
+    mixture = json.load(open(os.path.join(out, "mixture.json")))
+    assert mixture["under_ceiling"] and mixture["synthetic_share"] <= mixture["ceiling"] + 1e-12
+    assert mixture["synthetic_tokens"] > 0 and 0 < mixture["synthetic_weight"] < 1
+    rows, _ = read_outputs(out)
+    weights = {r[0]["stratum"]: [] for r in rows.values()}
+    for r in rows.values():
+        weights[r[0]["stratum"]].append(r[0]["sample_weight"])
+    assert set(weights["anchor"]) == {0.0} and set(weights["review"]) == {0.0}
+    assert all(1.0 <= w <= 4.0 for w in weights["human_verified"] + weights["human_unverified"])
+    assert max(weights["human_verified"]) > 1.0  # rare-word-rich documents are up-weighted
+    assert set(weights["synthetic_known"]) == {mixture["synthetic_weight"]}
+    html = open(os.path.join(out, "report.html"), encoding="utf-8").read()
+    assert html.count("<svg") >= 4 and "<script" not in html
+    m = json.load(open(os.path.join(out, "manifest.json")))
+    assert set(m["diversity"]) >= {"human_verified", "synthetic_known"}
+    assert 0 < m["diversity"]["human_verified"]["distinct_2"] <= 1
