@@ -42,7 +42,8 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
         p
         | "Shards" >> beam.Create(shards)
         | "Spread" >> beam.Reshuffle()
-        | "Read" >> beam.ParDo(ReadShards(cfg.read, frozenset(committed))).with_outputs(
+        | "Read" >> beam.ParDo(ReadShards(cfg.read, frozenset(committed),
+                                          sum(s.size for s in shards if s.key not in committed))).with_outputs(
             ReadShards.REJECTED, ReadShards.STATUS, ReadShards.IDS, main="records")
     )
     records = read.records | "CheapSignals" >> beam.ParDo(CheapSignalsFn(cfg.signals))

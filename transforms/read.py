@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import posixpath
 import re
 from typing import Iterator
@@ -35,6 +36,7 @@ class Shard:
     url: str  # full fsspec URL
     name: str  # path relative to the pattern's fixed prefix: stable across storage backends
     index: int  # position in the sorted shard list: defines which duplicate id comes first
+    size: int = 0  # bytes on storage (compressed), for progress and ETA
 
     @property
     def key(self) -> str:
@@ -60,6 +62,7 @@ def expand_inputs(patterns: list[str]) -> list[Shard]:
     from fsspec.core import url_to_fs
 
     found: dict[str, str] = {}
+    sizes: dict[str, int] = {}
     for pattern in patterns:
         try:
             fs, path = url_to_fs(pattern)
@@ -74,10 +77,14 @@ def expand_inputs(patterns: list[str]) -> list[Shard]:
             url = fs.unstrip_protocol(m) if not isinstance(fs, fsspec.implementations.local.LocalFileSystem) else m
             rel = posixpath.relpath(m, base) if base else m
             found.setdefault(url, rel)
+            try:
+                sizes[url] = int(fs.size(m) or 0)
+            except (OSError, ValueError):
+                sizes[url] = 0
     names = list(found.values())
     if len(set(names)) != len(names):  # same relative name under two patterns: use full paths
         found = {u: u.split("://", 1)[-1].lstrip("/") for u in found}
-    return [Shard(url=u, name=found[u], index=i) for i, u in enumerate(sorted(found))]
+    return [Shard(url=u, name=found[u], index=i, size=sizes.get(u, 0)) for i, u in enumerate(sorted(found))]
 
 
 def shard_format(url: str) -> str:
@@ -175,6 +182,44 @@ def iter_shard(shard: Shard, cfg: ReadConfig) -> Iterator[tuple[str, dict]]:
     yield "status", status
 
 
+class Progress:
+    """Documents/s, words/s and an ETA from bytes read against the total input bytes.
+
+    Process-local (each worker logs what it has read; a local run has one). The same figures
+    go to Beam metrics counters (bytes_read, records_read, words_read), which remote runners
+    show in their UIs.
+    """
+
+    def __init__(self, total_bytes: int, every_s: float = 5.0, clock=None):
+        import time
+
+        self._clock = clock or time.monotonic
+        self.total = max(1, total_bytes)
+        self.every = every_s
+        self.start = self._clock()
+        self.last = self.start
+        self.bytes = self.docs = self.words = 0
+
+    def add(self, nbytes: int, docs: int, words: int) -> str | None:
+        self.bytes += nbytes
+        self.docs += docs
+        self.words += words
+        now = self._clock()
+        if now - self.last < self.every and self.bytes < self.total:
+            return None
+        self.last = now
+        return self.line(now)
+
+    def line(self, now: float) -> str:
+        import datetime as dt
+
+        elapsed = max(1e-9, now - self.start)
+        frac = min(1.0, self.bytes / self.total)
+        eta = dt.timedelta(seconds=round(elapsed * (1 - frac) / frac)) if frac > 0 else "?"
+        return (f"progress: {frac:6.1%} of {self.total / 1e6:.1f} MB read, {self.docs / elapsed:,.0f} docs/s, "
+                f"{self.words / elapsed:,.0f} words/s, ETA {eta}")
+
+
 class ReadShards(beam.DoFn):
     """Reads one shard per element. Main output: records; tagged: 'rejected', 'status', 'ids'.
 
@@ -186,9 +231,13 @@ class ReadShards(beam.DoFn):
     STATUS = "status"
     IDS = "ids"
 
-    def __init__(self, cfg: ReadConfig, committed: frozenset[str] = frozenset()):
+    def __init__(self, cfg: ReadConfig, committed: frozenset[str] = frozenset(), total_bytes: int = 0):
         self._cfg = cfg
         self._committed = committed
+        self._total_bytes = total_bytes
+        self._progress = None
+        self._bytes = beam.metrics.Metrics.counter("collapseguard", "bytes_read")
+        self._words = beam.metrics.Metrics.counter("collapseguard", "words_read")
         self._records = beam.metrics.Metrics.counter("collapseguard", "records_read")
         self._rejected = beam.metrics.Metrics.counter("collapseguard", "records_rejected")
 
@@ -200,9 +249,12 @@ class ReadShards(beam.DoFn):
                 if kind == "record":
                     yield TaggedOutput(self.IDS, id_location(value))
             return
+        docs = words = 0
         for kind, value in iter_shard(shard, self._cfg):
             if kind == "record":
                 self._records.inc()
+                docs += 1
+                words += value["text"].count(" ") + 1  # cheap word estimate for words/s
                 yield TaggedOutput(self.IDS, id_location(value))
                 yield value
             elif kind == "rejected":
@@ -210,6 +262,13 @@ class ReadShards(beam.DoFn):
                 yield TaggedOutput(self.REJECTED, (shard.key, ("rejected", value)))
             else:
                 yield TaggedOutput(self.STATUS, (shard.key, ("status", value)))
+        self._bytes.inc(shard.size)
+        self._words.inc(words)
+        if self._progress is None:
+            self._progress = Progress(self._total_bytes)
+        line = self._progress.add(shard.size, docs, words)
+        if line:
+            logging.getLogger("collapseguard").info(line)
 
 
 def dumps_rejected(rej: dict) -> str:

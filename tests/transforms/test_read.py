@@ -100,3 +100,22 @@ def test_memory_filesystem_inputs():
     shards = expand_inputs(["memory://cg-read-test/*.jsonl"])
     assert shards[0].url.startswith("memory://") and shards[0].name == "s.jsonl"
     assert collect(shards[0])["record"][0]["text"] == "in memory"
+
+
+def test_progress_reports_rate_and_eta():
+    from collapseguard.transforms.read import Progress
+
+    t = [0.0]
+    p = Progress(total_bytes=1000, every_s=5.0, clock=lambda: t[0])
+    t[0] = 1.0
+    assert p.add(100, 10, 1000) is None  # under the reporting interval
+    t[0] = 10.0
+    line = p.add(400, 40, 4000)
+    assert "50.0% of 0.0 MB" in line and "5 docs/s" in line and "500 words/s" in line and "ETA 0:00:10" in line
+    t[0] = 11.0
+    assert "100.0%" in p.add(500, 5, 10)  # the last shard always reports
+
+
+def test_expand_inputs_records_sizes(tmp_path):
+    _write(tmp_path / "a.jsonl", b"x" * 123)
+    assert expand_inputs([f"{tmp_path}/*.jsonl"])[0].size == 123
