@@ -11,7 +11,7 @@ import logging
 import sys
 
 from collapseguard.pipeline import config as config_mod
-from collapseguard.pipeline.options import UsageError, parse_run_args
+from collapseguard.pipeline.options import UsageError, detector_paths, parse_run_args
 from collapseguard.transforms.commit import ResumeError, clean_temp_files, fingerprint, resume_state
 from collapseguard.transforms.read import InputError
 
@@ -20,7 +20,10 @@ log = logging.getLogger("collapseguard")
 USAGE = """usage: collapseguard <command> [options]
 
 commands:
-  run     run the stage (default input: the embedded sample corpus)
+  run               run the stage (default input: the embedded sample corpus)
+  train-classifier  train the fastText human/synthetic classifier on labeled JSONL
+  calibrate         fit the combined detector and its threshold at a target FPR
+  evaluate          score labeled JSONL with the detector; print metrics as JSON
 
 `collapseguard <command> --help` for a command's options.
 """
@@ -64,10 +67,12 @@ def run(argv: list[str]) -> dict:
     cfg = config_mod.load(ns.config)
     shards = expand_inputs(ns.inputs)
     lm = lm_transform(ns)
+    detector = detector_paths(ns.detector)
     run_info = {
         "inputs": ns.inputs,
         "config": cfg.to_dict(),
         "scoring_model": ns.scoring_model,
+        "detector": detector_info(detector),
     }
     committed, committed_floor = (resume_state(ns.output, fingerprint(run_info)) if ns.resume else ({}, None))
     prepare_output(ns.output, ns.overwrite, ns.resume)
@@ -78,11 +83,26 @@ def run(argv: list[str]) -> dict:
     log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
     with beam.Pipeline(options=options) as p:
         build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
-              committed=committed, committed_floor=committed_floor)
+              committed=committed, committed_floor=committed_floor, detector=detector)
     import fsspec
 
     with fsspec.open(join(ns.output, "manifest.json"), "rt") as f:
         return json.load(f)
+
+
+def detector_info(paths) -> dict | None:
+    """What the manifest records of the detector: file hashes and the thresholds."""
+    if paths is None:
+        return None
+    import hashlib
+
+    clf, cal = paths
+    with open(cal, encoding="utf-8") as f:
+        c = json.load(f)
+    return {"classifier_sha256": hashlib.sha256(open(clf, "rb").read()).hexdigest()[:16],
+            "calibration_sha256": hashlib.sha256(open(cal, "rb").read()).hexdigest()[:16],
+            "target_fpr": c.get("target_fpr"),
+            "thresholds": {k: m["threshold"] for k, m in c.get("models", {}).items()}}
 
 
 def lm_transform(ns):
@@ -130,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             output = parse_run_args(rest)[0].output
             print(summary(manifest, output))
             return 0 if manifest["conserved"] else 1
+        if command in ("train-classifier", "calibrate", "evaluate"):
+            from collapseguard.pipeline import detector_cli
+
+            return detector_cli.main(command, rest)
         raise UsageError(f"unknown command {command!r}\n{USAGE}")
     except (UsageError, config_mod.ConfigError, InputError, ResumeError) as e:
         print(f"collapseguard: error: {e}", file=sys.stderr)

@@ -16,6 +16,7 @@ import apache_beam as beam
 from collapseguard.pipeline.config import Config
 from collapseguard.transforms.commit import fingerprint
 from collapseguard.transforms.dedup import duplicate_losers
+from collapseguard.transforms.detect import DetectFn
 from collapseguard.transforms.entropy import WindowHistogram, entropy_floor
 from collapseguard.transforms.diversity import DiversityStats
 from collapseguard.transforms.manifest import write_summary
@@ -29,11 +30,13 @@ from collapseguard.transforms.stratify import PlanShardFn, SumMixture, WriteShar
 
 def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_info: dict,
           lm_transform: beam.PTransform | None = None,
-          committed: dict[str, dict] | None = None, committed_floor: dict | None = None):
+          committed: dict[str, dict] | None = None, committed_floor: dict | None = None,
+          detector: tuple[str, str] | None = None):
     """Adds the whole stage to pipeline `p`. Returns the PCollection holding the manifest.
 
     `committed` (shard key -> commit marker) and `committed_floor` come from --resume: those
-    shards are only read for their ids; the floor their run used is reused.
+    shards are only read for their ids; the floor their run used is reused. `detector` is
+    (classifier .ftz, calibration .json), or None for no p_synthetic (nothing is suspected).
     """
     committed = committed or {}
     run_fp = fingerprint(run_info)
@@ -49,6 +52,8 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     records = read.records | "CheapSignals" >> beam.ParDo(CheapSignalsFn(cfg.signals))
     if lm_transform is not None:
         records = records | "LMSignals" >> lm_transform
+    if detector is not None:
+        records = records | "Detector" >> beam.ParDo(DetectFn(*detector))
     routed = records | "Provenance" >> beam.ParDo(AttestFn(cfg)).with_outputs(
         AttestFn.VERIFIED_WINDOWS, main="records")
 

@@ -14,6 +14,23 @@ from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentP
 
 SCORING_NONE = "none"
 SCORING_DEFAULT = "default"
+DETECTOR_DEFAULT = "default"
+
+
+def detector_paths(spec: str) -> tuple[str, str] | None:
+    """(classifier, calibration) for --detector, or None for 'none'."""
+    if spec == "none":
+        return None
+    folder = spec
+    if spec == DETECTOR_DEFAULT:
+        from collapseguard.models import shipped_path
+
+        folder = shipped_path()
+    paths = (os.path.join(folder, "classifier.ftz"), os.path.join(folder, "calibration.json"))
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise UsageError(f"--detector {spec}: missing {', '.join(missing)}")
+    return paths
 
 
 class UsageError(ValueError):
@@ -64,7 +81,7 @@ def validate_beam_args(args: list[str]) -> list[str]:
     return args
 
 
-OUR_FLAGS = ("--input", "--output", "--config", "--scoring-model", "--overwrite", "--resume", "--lm-max-tokens",
+OUR_FLAGS = ("--input", "--output", "--config", "--scoring-model", "--detector", "--overwrite", "--resume", "--lm-max-tokens",
              "--lm-sample-rate", "--lm-cache-dir")
 
 
@@ -87,6 +104,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-sample-rate", type=float, default=1.0,
                    help="fraction of documents LM-scored, chosen by hash of id (the rest get nulls)")
     p.add_argument("--lm-cache-dir", default=None, help="where the converted default model is cached")
+    p.add_argument("--detector", default=DETECTOR_DEFAULT,
+                   help="'default' (the shipped classifier + calibration), 'none', or a folder "
+                   "holding classifier.ftz and calibration.json")
     p.add_argument("--overwrite", action="store_true",
                    help="replace outputs of an earlier run in --output")
     p.add_argument("--resume", action="store_true",

@@ -29,6 +29,9 @@ SIGNAL_VERSIONS = {
     "repetition": "dup_word_ngram_fraction_v1",
     "rare_word_fraction": "wordfreq_zipf_below_threshold_types_v1",
     "sample_weight": "rare_fraction_ramp_v1",
+    "lm_*": "causal_lm_fdg_analytic_v1",
+    "clf_p_synthetic": "fasttext_supervised_words_punct_v1",
+    "p_synthetic": "logistic_regression_calibrated_v1",
 }
 
 _str = pa.string()
@@ -58,6 +61,15 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("token_entropy_bits", _f64),
         pa.field("repetition", _f64),
         pa.field("rare_word_fraction", _f64),
+        # LM signals (models/causal_lm.py; null when not scored)
+        pa.field("lm_mean_logprob", _f64),
+        pa.field("lm_fdg_curvature", _f64),
+        pa.field("lm_mean_entropy", _f64),
+        pa.field("lm_tokens", pa.int64()),
+        pa.field("lm_error", _str),
+        # detector (models/detector.py; null without one)
+        pa.field("clf_p_synthetic", _f64),
+        pa.field("p_synthetic", _f64),
         # decisions
         pa.field("provenance", _str, nullable=False),
         pa.field("provenance_reasons", _list_str),

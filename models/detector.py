@@ -1,0 +1,280 @@
+"""The combined detector: a small, inspectable logistic regression over standardised signals.
+
+Score, then decide: `p_synthetic` is a column; the threshold, picked for a target false-positive
+rate on human documents, is applied afterwards (provenance) and recorded.
+
+Features (`FEATURES`) are relative or style signals, chosen to transfer across domains and
+generators rather than to read shortcuts of the dev data:
+- LM: mean log-prob, Fast-DetectGPT curvature, mean predictive entropy, and their ratio
+  `lm_logprob_entropy_ratio` = -mean log-prob / mean entropy (observed surprise against the
+  model's own expected surprise: the single-model form of Binoculars, Hans et al. 2024).
+- cheap: TTR, burstiness, window entropy, repetition, rare-word fraction.
+- the fastText classifier's probability (`clf_p_synthetic`).
+Not used, on purpose: length (dev pairs are length-matched, real corpora are not), anything
+about how a text ends (dev human texts are cut mid-sentence), opening words (dev synthetic texts
+start with their human pair's words).
+Missing features are imputed with the training mean (0 after standardising), so a run without
+the LM (`--scoring-model none`) uses the `no_lm` model fitted on the cheap features alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from typing import Iterable, Sequence
+
+import numpy as np
+
+LM_FEATURES = ("lm_mean_logprob", "lm_fdg_curvature", "lm_mean_entropy", "lm_logprob_entropy_ratio")
+CHEAP_FEATURES = ("ttr", "burstiness", "token_entropy_bits", "repetition", "rare_word_fraction")
+CLF_FEATURE = "clf_p_synthetic"
+FEATURES = LM_FEATURES + CHEAP_FEATURES + (CLF_FEATURE,)
+NO_LM_FEATURES = CHEAP_FEATURES + (CLF_FEATURE,)
+CALIBRATION_VERSION = 1
+
+
+def derived_features(row: dict) -> dict:
+    """Adds features computed from other columns (in place) and returns the row."""
+    lp, ent = row.get("lm_mean_logprob"), row.get("lm_mean_entropy")
+    row["lm_logprob_entropy_ratio"] = (-lp / ent) if (lp is not None and ent) else None
+    return row
+
+
+def feature_matrix(rows: Sequence[dict], names: Sequence[str]) -> np.ndarray:
+    x = np.full((len(rows), len(names)), np.nan)
+    for i, r in enumerate(rows):
+        for j, n in enumerate(names):
+            v = r.get(n)
+            if v is not None and isinstance(v, (int, float)) and math.isfinite(v):
+                x[i, j] = float(v)
+    return x
+
+
+def standardise_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.nanstd(x, axis=0)
+    std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+    return mean, std
+
+
+def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    z = (x - mean) / std
+    return np.where(np.isfinite(z), z, 0.0)  # missing -> the training mean
+
+
+def fit_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method (IRLS); returns (coef, intercept)."""
+    n, d = z.shape
+    xb = np.hstack([z, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 0.0  # no penalty on the intercept
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-xb @ w))
+        grad = xb.T @ (p - y) + reg * w
+        h = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
+        step = np.linalg.solve(h, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def predict_logistic(z: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(z @ coef + intercept)))
+
+
+def threshold_at_fpr(human_scores: Sequence[float], target_fpr: float) -> float:
+    """Smallest threshold t with (human scores >= t) / n <= target_fpr (scores are p_synthetic).
+
+    With n human scores, at most floor(target_fpr * n) of them may reach the threshold; t sits
+    just above the next one, so the empirical FPR never exceeds the target.
+    """
+    s = np.sort(np.asarray(human_scores, dtype=float))[::-1]
+    if len(s) == 0:
+        return 1.0
+    k = int(math.floor(target_fpr * len(s)))  # humans allowed at or over t
+    if k >= len(s):
+        return float(s[-1])
+    return float(np.nextafter(s[k], np.inf))
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def auroc(y: Sequence[int], scores: Sequence[float]) -> float | None:
+    """Area under the ROC curve via the rank-sum (Mann-Whitney U), ties counted half."""
+    y = np.asarray(y, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    pos, neg = s[y == 1], s[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    u = ranks[y == 1].sum() - len(pos) * (len(pos) + 1) / 2.0
+    return float(u / (len(pos) * len(neg)))
+
+
+def tpr_at_fpr(y: Sequence[int], scores: Sequence[float], fpr: float) -> float | None:
+    """TPR at the threshold that keeps the empirical FPR <= fpr on these negatives."""
+    y = np.asarray(y, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    if (y == 1).sum() == 0 or (y == 0).sum() == 0:
+        return None
+    t = threshold_at_fpr(s[y == 0], fpr)
+    return float((s[y == 1] >= t).mean())
+
+
+def precision_recall(y: Sequence[int], scores: Sequence[float], threshold: float) -> dict:
+    y = np.asarray(y, dtype=int)
+    flagged = np.asarray(scores, dtype=float) >= threshold
+    tp = int((flagged & (y == 1)).sum())
+    fp = int((flagged & (y == 0)).sum())
+    fn = int((~flagged & (y == 1)).sum())
+    return {"precision": tp / (tp + fp) if tp + fp else None, "recall": tp / (tp + fn) if tp + fn else None,
+            "fpr": fp / int((y == 0).sum()) if (y == 0).sum() else None}
+
+
+def metrics(y, scores, threshold: float | None = None) -> dict:
+    out = {"n": int(len(y)), "n_synthetic": int(np.sum(y)), "auroc": auroc(y, scores),
+           "tpr_at_1pct_fpr": tpr_at_fpr(y, scores, 0.01), "tpr_at_5pct_fpr": tpr_at_fpr(y, scores, 0.05)}
+    if threshold is not None:
+        out.update(precision_recall(y, scores, threshold))
+    return _round(out)
+
+
+def _round(obj):
+    if isinstance(obj, float):
+        return round(obj, 4)
+    if isinstance(obj, dict):
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+_WORDS = re.compile(r"\w+")
+
+
+def pair_group(row: dict) -> str:
+    """Group key that keeps a human text and the synthetic text continuing it together.
+
+    Rows may carry an explicit `group`; otherwise the first 12 words (labeled-dev's synthetic
+    texts start with the first ~20-30 words of their human pair).
+    """
+    if row.get("group"):
+        return str(row["group"])
+    words = _WORDS.findall(row["text"].lower())[:12]
+    return "w:" + hashlib.sha1(" ".join(words).encode("utf-8")).hexdigest()[:16]
+
+
+def group_folds(groups: Sequence[str], k: int, salt: str = "cg-folds-v1") -> np.ndarray:
+    """Fold index per row from a hash of its group: a group never spans two folds."""
+    return np.array([int(hashlib.sha256(f"{salt}\x00{g}".encode()).hexdigest(), 16) % k for g in groups])
+
+
+# --------------------------------------------------------------------------- model
+
+
+class Detector:
+    """Calibration loaded from JSON: p_synthetic for a record, and the decision threshold."""
+
+    def __init__(self, calibration: dict):
+        self.cal = calibration
+        self.threshold = float(calibration["threshold"])
+
+    @classmethod
+    def load(cls, path: str) -> "Detector":
+        import fsspec
+
+        with fsspec.open(path, "rt", encoding="utf-8") as f:
+            return cls(json.load(f))
+
+    def _model(self, has_lm: bool) -> dict:
+        return self.cal["models"]["full" if has_lm else "no_lm"]
+
+    def predict(self, rows: Sequence[dict]) -> list[float | None]:
+        out: list[float | None] = [None] * len(rows)
+        for has_lm in (True, False):
+            idx = [i for i, r in enumerate(rows) if (r.get("lm_mean_logprob") is not None) == has_lm]
+            if not idx:
+                continue
+            m = self._model(has_lm)
+            sub = [derived_features(dict(rows[i])) for i in idx]
+            z = standardise(feature_matrix(sub, m["features"]), np.array(m["mean"]), np.array(m["std"]))
+            p = predict_logistic(z, np.array(m["coef"]), m["intercept"])
+            for i, v in zip(idx, p):
+                out[i] = round(float(v), 6)
+        return out
+
+    def threshold_for(self, has_lm: bool) -> float:
+        return float(self._model(has_lm)["threshold"])
+
+
+def fit_model(rows: Sequence[dict], y: np.ndarray, names: Sequence[str], target_fpr: float,
+              oof_scores: np.ndarray | None = None, l2: float = 1.0) -> dict:
+    """Fits one LR model on all rows; the threshold comes from out-of-fold human scores when
+    given (honest), else from in-sample scores."""
+    x = feature_matrix(rows, names)
+    mean, std = standardise_fit(x)
+    coef, intercept = fit_logistic(standardise(x, mean, std), y, l2=l2)
+    scores = oof_scores if oof_scores is not None else predict_logistic(standardise(x, mean, std), coef, intercept)
+    return {"features": list(names), "mean": mean.round(8).tolist(), "std": std.round(8).tolist(),
+            "coef": coef.round(8).tolist(), "intercept": round(intercept, 8),
+            "threshold": threshold_at_fpr(scores[y == 0], target_fpr)}
+
+
+def cross_val_scores(rows: Sequence[dict], y: np.ndarray, folds: np.ndarray, names: Sequence[str],
+                     l2: float = 1.0) -> np.ndarray:
+    """Out-of-fold p_synthetic: each fold scored by a model fitted on the others."""
+    x = feature_matrix(rows, names)
+    out = np.zeros(len(rows))
+    for f in np.unique(folds):
+        tr, te = folds != f, folds == f
+        mean, std = standardise_fit(x[tr])
+        coef, b = fit_logistic(standardise(x[tr], mean, std), y[tr], l2=l2)
+        out[te] = predict_logistic(standardise(x[te], mean, std), coef, b)
+    return out
+
+
+def held_out_by(rows: Sequence[dict], y: np.ndarray, key: str, names: Sequence[str],
+                values: Iterable[str] | None = None, l2: float = 1.0) -> dict:
+    """Leave-one-`key`-out: fit without one generator (or domain), test on it plus the human
+    documents of held-out groups. For generators, human test documents are those whose pair
+    group does not occur in training."""
+    vals = sorted({r.get(key) for r in rows if r.get(key)} if values is None else values)
+    x = feature_matrix(rows, names)
+    out = {}
+    groups = np.array([pair_group(r) for r in rows])
+    for v in vals:
+        test_pos = np.array([r.get(key) == v for r in rows]) & (y == 1) if key == "generator" else \
+            np.array([r.get(key) == v for r in rows])
+        test_groups = set(groups[test_pos])
+        in_test_group = np.array([g in test_groups for g in groups])
+        if key == "generator":
+            test = test_pos | (in_test_group & (y == 0))
+            train = ~in_test_group
+        else:
+            test = test_pos
+            train = ~test_pos & ~in_test_group
+        if (y[train] == 1).sum() == 0 or (y[train] == 0).sum() == 0 or (y[test] == 0).sum() == 0:
+            continue
+        mean, std = standardise_fit(x[train])
+        coef, b = fit_logistic(standardise(x[train], mean, std), y[train], l2=l2)
+        s = predict_logistic(standardise(x[test], mean, std), coef, b)
+        out[v] = metrics(y[test], s)
+    return out

@@ -1,0 +1,271 @@
+"""`collapseguard train-classifier | calibrate | evaluate`: build and measure the detector.
+
+All three score documents with the same code as `collapseguard run` (they run the stage
+itself on the labeled file, with attestation fields switched off), so what is measured is
+what a run does.
+
+Labeled JSONL rows: id, text, label (human|synthetic), optional generator, domain, group
+(rows sharing a group stay on one side of every split; without one, the first words decide:
+labeled-dev's synthetic texts open with their human pair's words).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from collapseguard.models import detector as D
+
+
+def load_labeled(paths: list[str]) -> list[dict]:
+    rows, seen = [], set()
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("label") not in ("human", "synthetic") or not isinstance(r.get("text"), str):
+                    continue
+                r["id"] = str(r.get("id") or f"{os.path.basename(path)}:{len(rows)}")
+                if r["id"] in seen:
+                    continue
+                seen.add(r["id"])
+                r["y"] = int(r["label"] == "synthetic")
+                r["group"] = D.pair_group(r)
+                rows.append(r)
+    return rows
+
+
+def score_with_stage(rows: list[dict], scoring_model: str, detector: str, lm_max_tokens: int = 512,
+                     beam_args: list[str] | None = None) -> list[dict]:
+    """Runs `collapseguard run` on the rows' texts; returns the rows with every output column."""
+    import glob
+
+    import pyarrow.parquet as pq
+
+    from collapseguard.pipeline.cli import run
+
+    work = tempfile.mkdtemp(prefix="cg-score-")
+    try:
+        src = os.path.join(work, "labeled.jsonl")
+        with open(src, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps({"id": r["id"], "text": r["text"]}) + "\n")
+        cfg = os.path.join(work, "config.yaml")
+        with open(cfg, "w") as f:  # score everything the same way: no hold, no anchor
+            f.write("entropy: {floor: 'off'}\nstratify: {anchor_fraction: 0.0}\n")
+        out = os.path.join(work, "out")
+        run(["--input", src, "--output", out, "--config", cfg, "--scoring-model", scoring_model,
+             "--detector", detector, "--lm-max-tokens", str(lm_max_tokens)] + (beam_args or []))
+        scored = {}
+        for p in glob.glob(os.path.join(out, "*", "*.parquet")):
+            for r in pq.read_table(p).to_pylist():
+                scored[r["id"]] = r
+        merged = []
+        for r in rows:
+            s = scored.get(r["id"])
+            if s is None:
+                continue  # rejected by validation (e.g. empty text): not a scorable document
+            m = dict(s)
+            m.update({k: r[k] for k in ("y", "group", "label") if k in r})
+            m["domain"] = r.get("domain")
+            m["generator"] = r.get("generator")
+            merged.append(D.derived_features(m))
+        return merged
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _clf_oof(rows: list[dict], folds: np.ndarray) -> np.ndarray:
+    """Out-of-fold classifier probabilities (a fastText model per fold)."""
+    from collapseguard.models.classifier import Classifier, train
+
+    out = np.zeros(len(rows))
+    tmp = tempfile.mkdtemp(prefix="cg-clf-")
+    try:
+        for f in np.unique(folds):
+            tr = [(r["text"], r["y"]) for r, k in zip(rows, folds) if k != f]
+            path = os.path.join(tmp, f"fold{f}.bin")
+            train(tr, path, quantize=False)
+            idx = np.flatnonzero(folds == f)
+            out[idx] = Classifier(path).predict([rows[i]["text"] for i in idx])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _held_out(rows: list[dict], y: np.ndarray, key: str, names) -> dict:
+    """Leave-one-out by generator/domain with the classifier retrained without the held-out part."""
+    from collapseguard.models.classifier import Classifier, train
+
+    out = {}
+    groups = np.array([r["group"] for r in rows])
+    values = sorted({r.get(key) for r in rows if r.get(key)})
+    tmp = tempfile.mkdtemp(prefix="cg-lo-")
+    try:
+        for v in values:
+            is_v = np.array([r.get(key) == v for r in rows])
+            pos = is_v & (y == 1) if key == "generator" else is_v
+            held_groups = set(groups[pos])
+            in_held = np.array([g in held_groups for g in groups])
+            test = (pos | (in_held & (y == 0))) if key == "generator" else pos
+            train_mask = ~in_held & ~pos
+            if (y[train_mask] == 1).sum() == 0 or (y[test] == 0).sum() == 0 or (y[test] == 1).sum() == 0:
+                continue
+            path = os.path.join(tmp, "m.bin")
+            train([(rows[i]["text"], rows[i]["y"]) for i in np.flatnonzero(train_mask)], path, quantize=False)
+            clf = Classifier(path)
+            sub = [dict(r) for r in rows]
+            # the classifier feature of training rows must be out-of-fold too
+            tr_idx = np.flatnonzero(train_mask)
+            tr_folds = D.group_folds(groups[tr_idx], 5)
+            oof = _clf_oof([rows[i] for i in tr_idx], tr_folds)
+            for i, p in zip(tr_idx, oof):
+                sub[i][D.CLF_FEATURE] = float(p)
+            te_idx = np.flatnonzero(test)
+            for i, p in zip(te_idx, clf.predict([rows[i]["text"] for i in te_idx])):
+                sub[i][D.CLF_FEATURE] = p
+            x = D.feature_matrix(sub, names)
+            mean, std = D.standardise_fit(x[train_mask])
+            coef, b = D.fit_logistic(D.standardise(x[train_mask], mean, std), y[train_mask])
+            s = D.predict_logistic(D.standardise(x[test], mean, std), coef, b)
+            res = D.metrics(y[test], s)
+            res["single_signal_auroc"] = {n: D.auroc(y[test], np.nan_to_num(x[test][:, j], nan=np.nanmean(x[:, j])))
+                                          for j, n in enumerate(names)}
+            out[v] = D._round(res)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True) -> dict:
+    y = np.array([r["y"] for r in rows])
+    folds = D.group_folds([r["group"] for r in rows], 5)
+    oof_clf = _clf_oof(rows, folds)
+    for r, p in zip(rows, oof_clf):
+        r[D.CLF_FEATURE] = float(p)
+    has_lm = any(r.get("lm_mean_logprob") is not None for r in rows)
+    models, cv = {}, {}
+    for name, feats in (("full", D.FEATURES), ("no_lm", D.NO_LM_FEATURES)):
+        if name == "full" and not has_lm:
+            continue
+        oof = D.cross_val_scores(rows, y, folds, feats)
+        models[name] = D.fit_model(rows, y, feats, target_fpr, oof_scores=oof)
+        cv[name] = breakdown(rows, y, oof, models[name]["threshold"])
+    if "full" not in models:
+        models["full"] = models["no_lm"]
+    main = "full" if has_lm else "no_lm"
+    out = {
+        "calibration_version": D.CALIBRATION_VERSION,
+        "target_fpr": target_fpr,
+        "threshold": models[main]["threshold"],
+        "models": models,
+        "training_set": {
+            "documents": len(rows), "synthetic": int(y.sum()), "human": int((1 - y).sum()),
+            "by_domain": _count(rows, "domain"), "by_generator": _count([r for r in rows if r["y"]], "generator"),
+            "groups": len({r["group"] for r in rows}), "lm_scored": has_lm,
+        },
+        "cross_validation": {"folds": 5, "grouped_by": "pair group", **cv},
+    }
+    if leave_one_out:
+        feats = models[main]["features"]
+        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats)
+        out["leave_one_domain_out"] = _held_out(rows, y, "domain", feats)
+    return out
+
+
+def _count(rows, key):
+    c: dict[str, int] = {}
+    for r in rows:
+        k = str(r.get(key))
+        c[k] = c.get(k, 0) + 1
+    return dict(sorted(c.items()))
+
+
+def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Metrics overall, per domain, per generator (its texts vs all human texts)."""
+    res = D.metrics(y, scores, threshold)
+    res["per_domain"] = {}
+    for d in sorted({str(r.get("domain")) for r in rows}):
+        m = np.array([str(r.get("domain")) == d for r in rows])
+        res["per_domain"][d] = D.metrics(y[m], scores[m], threshold)
+    res["per_generator"] = {}
+    for g in sorted({r.get("generator") for r in rows if r["y"] and r.get("generator")}):
+        m = np.array([r.get("generator") == g or r["y"] == 0 for r in rows])
+        res["per_generator"][g] = D.metrics(y[m], scores[m], threshold)
+    return res
+
+
+def evaluate(rows: list[dict]) -> dict:
+    y = np.array([r["y"] for r in rows])
+    scores = np.array([r["p_synthetic"] if r.get("p_synthetic") is not None else 0.5 for r in rows])
+    thr = rows[0].get("detector_threshold") if rows else None
+    thresholds = {r.get("detector_threshold") for r in rows}
+    res = breakdown(rows, y, scores, thr if len(thresholds) == 1 else float(np.median(list(thresholds))))
+    res["threshold"] = thr
+    names = list(D.FEATURES)
+    x = D.feature_matrix(rows, names)
+    res["single_signal_auroc"] = {}
+    for j, n in enumerate(names):
+        col = x[:, j]
+        if np.isfinite(col).any():
+            res["single_signal_auroc"][n] = D.auroc(y, np.where(np.isfinite(col), col, np.nanmean(col)))
+    return D._round(res)
+
+
+def main(command: str, argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog=f"collapseguard {command}", allow_abbrev=False)
+    ap.add_argument("--labeled", action="append", required=True, help="labeled JSONL (repeatable)")
+    if command == "train-classifier":
+        ap.add_argument("--output", required=True, help="folder for classifier.ftz")
+        args = ap.parse_args(argv)
+        from collapseguard.models.classifier import train
+
+        rows = load_labeled(args.labeled)
+        os.makedirs(args.output, exist_ok=True)
+        summary = train([(r["text"], r["y"]) for r in rows], os.path.join(args.output, "classifier.ftz"))
+        summary["inputs"] = [os.path.basename(p) for p in args.labeled]
+        with open(os.path.join(args.output, "classifier.json"), "w") as f:
+            json.dump(summary, f, indent=2, sort_keys=True)
+        print(json.dumps(summary, sort_keys=True))
+        return 0
+    ap.add_argument("--scoring-model", default="default")
+    ap.add_argument("--lm-max-tokens", type=int, default=512)
+    if command == "calibrate":
+        ap.add_argument("--output", required=True, help="calibration.json to write")
+        ap.add_argument("--target-fpr", type=float, default=0.01)
+        ap.add_argument("--no-leave-one-out", action="store_true")
+        args, beam_args = ap.parse_known_args(argv)
+        rows = score_with_stage(load_labeled(args.labeled), args.scoring_model, "none", args.lm_max_tokens, beam_args)
+        cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out)
+        cal["training_set"]["inputs"] = [os.path.basename(p) for p in args.labeled]
+        cal["training_set"]["scoring_model"] = args.scoring_model
+        with open(args.output, "w") as f:
+            json.dump(cal, f, indent=2, sort_keys=True)
+        print(json.dumps({k: cal[k] for k in ("threshold", "target_fpr")} | {"cv": {
+            k: {m: v[m] for m in ("auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr")}
+            for k, v in cal["cross_validation"].items() if isinstance(v, dict)}}, sort_keys=True))
+        return 0
+    if command == "evaluate":
+        ap.add_argument("--calibration", help="calibration.json (default: the shipped one)")
+        ap.add_argument("--classifier", help="classifier.ftz (default: the shipped one)")
+        args, beam_args = ap.parse_known_args(argv)
+        from collapseguard.models import shipped_path
+
+        folder = tempfile.mkdtemp(prefix="cg-det-")
+        try:
+            shutil.copy(args.calibration or os.path.join(shipped_path(), "calibration.json"),
+                        os.path.join(folder, "calibration.json"))
+            shutil.copy(args.classifier or os.path.join(shipped_path(), "classifier.ftz"),
+                        os.path.join(folder, "classifier.ftz"))
+            rows = score_with_stage(load_labeled(args.labeled), args.scoring_model, folder, args.lm_max_tokens,
+                                    beam_args)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(json.dumps(evaluate(rows), sort_keys=True))
+        return 0
+    raise ValueError(command)
