@@ -37,7 +37,7 @@ def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 20, di
         model = fasttext.train_supervised(input=train_file, epoch=epoch, dim=dim, wordNgrams=word_ngrams, lr=lr,
                                           minCount=min_count, loss="softmax", thread=1, seed=seed, verbose=0)
         if quantize:
-            model.quantize(input=train_file, qnorm=True, retrain=False, cutoff=100_000)
+            model.quantize(input=train_file, qnorm=True, retrain=True, cutoff=30_000)
         os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
         model.save_model(out_path)
     finally:

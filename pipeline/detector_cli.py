@@ -186,7 +186,7 @@ def _count(rows, key):
     return dict(sorted(c.items()))
 
 
-def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict:
     """Metrics overall, per domain, per generator (its texts vs all human texts)."""
     res = D.metrics(y, scores, threshold)
     res["per_domain"] = {}
@@ -200,13 +200,22 @@ def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: fl
     return res
 
 
-def evaluate(rows: list[dict]) -> dict:
+def evaluate(rows: list[dict], calibration: dict) -> dict:
+    """Metrics of p_synthetic; precision/recall at the shipped threshold (the `full` model's
+    for LM-scored rows, the `no_lm` model's for the others, as `run` applies them)."""
     y = np.array([r["y"] for r in rows])
     scores = np.array([r["p_synthetic"] if r.get("p_synthetic") is not None else 0.5 for r in rows])
-    thr = rows[0].get("detector_threshold") if rows else None
-    thresholds = {r.get("detector_threshold") for r in rows}
-    res = breakdown(rows, y, scores, thr if len(thresholds) == 1 else float(np.median(list(thresholds))))
-    res["threshold"] = thr
+    det = D.Detector(calibration)
+    thr = np.array([det.threshold_for(r.get("lm_mean_logprob") is not None) for r in rows])
+    # decisions as run makes them: p >= the row's threshold <=> (p - threshold) >= 0
+    margin = scores - thr
+    res = breakdown(rows, y, scores, None)
+    res.update(D.precision_recall(y, margin, 0.0))
+    for key, sub in (("per_domain", "domain"), ("per_generator", "generator")):
+        for name, m in res[key].items():
+            mask = np.array([str(r.get(sub)) == name or (sub == "generator" and r["y"] == 0) for r in rows])
+            m.update(D._round(D.precision_recall(y[mask], margin[mask], 0.0)))
+    res["threshold"] = {"full": det.threshold_for(True), "no_lm": det.threshold_for(False)}
     names = list(D.FEATURES)
     x = D.feature_matrix(rows, names)
     res["single_signal_auroc"] = {}
@@ -257,6 +266,7 @@ def main(command: str, argv: list[str]) -> int:
         from collapseguard.models import shipped_path
 
         folder = tempfile.mkdtemp(prefix="cg-det-")
+        calibration = None
         try:
             shutil.copy(args.calibration or os.path.join(shipped_path(), "calibration.json"),
                         os.path.join(folder, "calibration.json"))
@@ -264,8 +274,10 @@ def main(command: str, argv: list[str]) -> int:
                         os.path.join(folder, "classifier.ftz"))
             rows = score_with_stage(load_labeled(args.labeled), args.scoring_model, folder, args.lm_max_tokens,
                                     beam_args)
+            with open(os.path.join(folder, "calibration.json"), encoding="utf-8") as f:
+                calibration = json.load(f)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        print(json.dumps(evaluate(rows), sort_keys=True))
+        print(json.dumps(evaluate(rows, calibration), sort_keys=True))
         return 0
     raise ValueError(command)

@@ -1,0 +1,103 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from collapseguard.models import detector as D
+
+
+def test_threshold_keeps_fpr_at_or_under_target_on_held_out_humans():
+    rng = np.random.default_rng(0)
+    human = rng.normal(0, 1, 40_000)
+    fit, held = human[:20_000], human[20_000:]
+    t = D.threshold_at_fpr(fit, 0.01)
+    assert (fit >= t).mean() <= 0.01
+    assert (held >= t).mean() <= 0.0125  # held-out FPR stays at the target, up to sampling noise
+    assert D.threshold_at_fpr([0.1, 0.2, 0.3], 0.0) > 0.3
+
+
+def brute_auroc(y, s):
+    pos = [b for a, b in zip(y, s) if a == 1]
+    neg = [b for a, b in zip(y, s) if a == 0]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+
+
+def test_metrics_match_reference_computations():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(y * 0.8, 1.0), 1)  # rounding makes ties
+    assert D.auroc(y, s) == pytest.approx(brute_auroc(y, s), abs=1e-12)
+    # TPR at 5% FPR by brute force: the lowest threshold with FPR <= 5%
+    neg, pos = s[y == 0], s[y == 1]
+    best = max((t for t in np.unique(np.append(s, np.inf)) if (neg >= t).mean() <= 0.05), key=lambda t: (pos >= t).mean())
+    assert D.tpr_at_fpr(y, s, 0.05) == pytest.approx((pos >= best).mean())
+    pr = D.precision_recall(y, s, 0.5)
+    tp = ((s >= 0.5) & (y == 1)).sum()
+    assert pr["precision"] == pytest.approx(tp / (s >= 0.5).sum()) and pr["recall"] == pytest.approx(tp / y.sum())
+
+
+def test_grouped_folds_keep_pairs_together():
+    human = "The committee met on Tuesday to review the budget for the coming year and more words follow here"
+    rows = [{"text": human + " human ending."}, {"text": human + " a machine continuation."},
+            {"text": "Something else entirely with its own opening words and so on and on."}]
+    groups = [D.pair_group(r) for r in rows]
+    assert groups[0] == groups[1] != groups[2]
+    folds = D.group_folds(groups * 50, 5)
+    assert folds[0] == folds[1]
+    assert D.pair_group({"text": "x", "group": "topic-7"}) == "topic-7"
+
+
+def test_logistic_fit_and_detector_with_and_without_lm():
+    rng = np.random.default_rng(2)
+    rows, y = [], []
+    for i in range(400):
+        lab = i % 2
+        rows.append({"lm_mean_logprob": rng.normal(-3 + lab, 0.5), "lm_mean_entropy": 3.0,
+                     "lm_fdg_curvature": rng.normal(lab * 2, 1), "ttr": rng.normal(0.6 - 0.1 * lab, 0.05),
+                     "burstiness": rng.normal(0.6 - 0.2 * lab, 0.1), "token_entropy_bits": 6.3,
+                     "repetition": 0.01, "rare_word_fraction": 0.04, "clf_p_synthetic": rng.uniform(0.3 * lab, 0.7 + 0.3 * lab)})
+        y.append(lab)
+    y = np.array(y)
+    rows = [D.derived_features(r) for r in rows]
+    cal = {"threshold": 0.5, "models": {
+        "full": D.fit_model(rows, y, D.FEATURES, 0.01),
+        "no_lm": D.fit_model(rows, y, D.NO_LM_FEATURES, 0.01)}}
+    det = D.Detector(json.loads(json.dumps(cal)))
+    p = det.predict(rows)
+    assert D.auroc(y, p) > 0.95
+    no_lm = [{k: v for k, v in r.items() if not k.startswith("lm_")} for r in rows]
+    p2 = det.predict(no_lm)
+    assert all(0 <= v <= 1 for v in p2) and D.auroc(y, p2) > 0.8
+    assert det.threshold_for(False) == cal["models"]["no_lm"]["threshold"]
+
+
+def test_classifier_trains_and_separates(tmp_path):
+    from collapseguard.models.classifier import Classifier, train
+
+    human = [f"the old mill by the river ground corn for {i} families until the flood of that year" for i in range(60)]
+    synth = [f"in today's fast-paced world, it is crucial to delve into the tapestry of topic {i}" for i in range(60)]
+    info = train([(t, 0) for t in human] + [(t, 1) for t in synth], str(tmp_path / "c.ftz"), epoch=10)
+    assert info["bytes"] > 0 and info["quantized"]
+    clf = Classifier(str(tmp_path / "c.ftz"))
+    p = clf.predict(["it is crucial to delve into the tapestry", "the mill by the river ground corn"])
+    assert p[0] > 0.5 > p[1]
+
+
+def test_calibrate_end_to_end_without_the_stage():
+    from collapseguard.pipeline.detector_cli import calibrate
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(160):
+        lab = i % 2
+        words = "crucial delve tapestry vibrant" if lab else "mill river corn flood"
+        rows.append({"id": str(i), "text": f"{words} sample {i // 2} " * 5, "y": lab, "group": f"g{i // 2}",
+                     "domain": ["a", "b"][i % 4 // 2], "generator": "m1" if lab and i % 3 else ("m2" if lab else None),
+                     "ttr": rng.normal(0.6 - 0.1 * lab, 0.05), "burstiness": rng.normal(0.5, 0.1),
+                     "token_entropy_bits": 6.0, "repetition": 0.0, "rare_word_fraction": 0.03})
+    cal = calibrate(rows, 0.01)
+    assert set(cal["models"]) == {"full", "no_lm"} and not cal["training_set"]["lm_scored"]
+    assert cal["cross_validation"]["no_lm"]["auroc"] > 0.9
+    assert set(cal["leave_one_generator_out"]) <= {"m1", "m2"} and "a" in cal["leave_one_domain_out"]
+    assert math.isfinite(cal["threshold"])
