@@ -115,13 +115,31 @@ def distinct_rare(sample, tables) -> int:
     return len(seen)
 
 
-def coverage(docs, weights, budget_share: float, seed: int, tables) -> tuple[int, int]:
-    budget = int(budget_share * sum(map(len, docs)))
-    u = np.random.default_rng(10_000 + seed).random(len(docs))
-    uniform_order = np.argsort(-u, kind="stable")
-    weighted_order = np.argsort(-(np.log(u) / weights), kind="stable")  # log of u**(1/w)
-    return (distinct_rare(take_budget(uniform_order, docs, budget), tables),
-            distinct_rare(take_budget(weighted_order, docs, budget), tables))
+def coverage(docs, weights, budget_share: float, seed: int, tables, scheme: str) -> tuple[int, int]:
+    """Distinct rare words in a uniform and a weighted sample of the same expected token budget.
+
+    scheme "proportional": sample_weight read as what it is in a training mix, an oversampling
+      rate: document i is drawn with probability p_i = min(1, c * w_i) (uniform: p_i = c'),
+      c set so both samples spend the budget in expectation (Poisson sampling; the same scheme
+      mixture.json's expected coverage uses).
+    scheme "es": without replacement by Efraimidis-Spirakis keys u**(1/w) until the budget is
+      spent (inclusion odds, not probabilities, proportional to weight: a weaker tilt).
+    """
+    sizes = [len(d) for d in docs]
+    budget = budget_share * sum(sizes)
+    rng = np.random.default_rng(10_000 + seed)
+    u = rng.random(len(docs))
+    if scheme == "es":
+        uniform_order = np.argsort(-u, kind="stable")
+        weighted_order = np.argsort(-(np.log(u) / weights), kind="stable")  # log of u**(1/w)
+        return (distinct_rare(take_budget(uniform_order, docs, int(budget)), tables),
+                distinct_rare(take_budget(weighted_order, docs, int(budget)), tables))
+    from collapseguard.transforms.mixture import inclusion_probabilities
+
+    p_w = np.array(inclusion_probabilities(sizes, list(weights), budget))
+    p_u = np.array(inclusion_probabilities(sizes, [1.0] * len(docs), budget))
+    return (distinct_rare([d for d, keep in zip(docs, u < p_u) if keep], tables),
+            distinct_rare([d for d, keep in zip(docs, u < p_w) if keep], tables))
 
 
 def main(argv=None):
@@ -133,6 +151,8 @@ def main(argv=None):
     ap.add_argument("--topics", type=int, default=100)
     ap.add_argument("--topic-words", type=int, default=300)
     ap.add_argument("--topic-share", type=float, default=0.2)
+    ap.add_argument("--scheme", choices=("proportional", "es"), default="proportional",
+                    help="how a sample honours sample_weight (see coverage())")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -149,13 +169,13 @@ def main(argv=None):
             human_weight({"stratum": "human_unverified", "rare_word_fraction": rare_word_fraction(d, common)}, cfg)
             for d in docs
         ])
-        n_u, n_w = coverage(docs, weights, args.budget, seed, tables)
+        n_u, n_w = coverage(docs, weights, args.budget, seed, tables, args.scheme)
         rows.append((n_u, n_w))
         print(f"seed {seed}: {len(docs)} docs, {sum(map(len, docs))} tokens, mean weight {weights.mean():.2f}, "
               f"at cap {(weights >= cfg.cap).mean():.1%}: uniform {n_u}  weighted {n_w}  ratio {n_w / n_u:.3f}")
     mu = statistics.mean(r[0] for r in rows)
     mw = statistics.mean(r[1] for r in rows)
-    print(f"{args.corpus} corpus, budget {args.budget:.0%} of tokens, mean of {args.seeds} seeds: distinct rare "
+    print(f"{args.corpus} corpus, {args.scheme} sampling, budget {args.budget:.0%} of tokens, mean of {args.seeds} seeds: distinct rare "
           f"words (Zipf < 3) uniform {mu:.1f}  weighted {mw:.1f}  ratio {mw / mu:.3f}  "
           f"({time.perf_counter() - t0:.1f} s)")
 
