@@ -249,6 +249,8 @@ class ReadShards(beam.DoFn):
                 if kind == "record":
                     yield TaggedOutput(self.IDS, id_location(value))
             return
+        if self._progress is None:  # the clock starts with the first shard, not after it
+            self._progress = Progress(self._total_bytes)
         docs = words = 0
         for kind, value in iter_shard(shard, self._cfg):
             if kind == "record":
@@ -264,8 +266,6 @@ class ReadShards(beam.DoFn):
                 yield TaggedOutput(self.STATUS, (shard.key, ("status", value)))
         self._bytes.inc(shard.size)
         self._words.inc(words)
-        if self._progress is None:
-            self._progress = Progress(self._total_bytes)
         line = self._progress.add(shard.size, docs, words)
         if line:
             logging.getLogger("collapseguard").info(line)
