@@ -6,18 +6,16 @@ Provenance then turns p_synthetic >= threshold into `suspected_synthetic` for un
 
 from __future__ import annotations
 
-import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindows
+from collapseguard.transforms.base import BatchedDoFn
 
 DETECTOR_COLUMNS = ("clf_p_synthetic", "p_synthetic")
 
 
-class DetectFn(beam.DoFn):
+class DetectFn(BatchedDoFn):
     def __init__(self, classifier_path: str, calibration_path: str, batch_size: int = 256):
+        super().__init__(batch_size)
         self._classifier_path = classifier_path
         self._calibration_path = calibration_path
-        self._batch_size = batch_size
-        self._buffer: list[dict] = []
 
     def setup(self):
         from collapseguard.models.classifier import Classifier
@@ -26,23 +24,8 @@ class DetectFn(beam.DoFn):
         self._clf = Classifier(self._classifier_path)
         self._det = Detector.load(self._calibration_path)
 
-    def start_bundle(self):
-        self._buffer = []
-
-    def process(self, record: dict):
-        self._buffer.append(record)
-        if len(self._buffer) >= self._batch_size:
-            yield from self._flush()
-
-    def finish_bundle(self):
-        for r in self._flush():
-            yield GlobalWindows.windowed_value(r)
-
-    def _flush(self):
-        batch, self._buffer = self._buffer, []
-        if not batch:
-            return []
-        return score_batch(batch, self._clf, self._det)
+    def score_batch(self, records: list[dict]) -> list[dict]:
+        return score_batch(records, self._clf, self._det)
 
 
 def score_batch(records: list[dict], clf, det) -> list[dict]:

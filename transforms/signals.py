@@ -24,8 +24,7 @@ import re
 from collections import Counter
 from typing import Sequence
 
-import apache_beam as beam
-from apache_beam.transforms.window import GlobalWindows
+from collapseguard.transforms.base import BatchedDoFn
 
 _WORD_ASCII = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
@@ -204,30 +203,16 @@ class CheapSignals:
         return records
 
 
-class CheapSignalsFn(beam.DoFn):
-    """Buffers records and scores them in batches (one fastText call per batch)."""
+class CheapSignalsFn(BatchedDoFn):
+    """Scores records in batches (one fastText call per batch)."""
 
     def __init__(self, cfg, batch_size: int = 256):
+        super().__init__(batch_size)
         self._cfg = cfg
-        self._batch_size = batch_size
         self._scorer = None
-        self._buffer: list[dict] = []
 
     def setup(self):
         self._scorer = CheapSignals(self._cfg)
 
-    def start_bundle(self):
-        self._buffer = []
-
-    def process(self, record: dict):
-        self._buffer.append(record)
-        if len(self._buffer) >= self._batch_size:
-            yield from self._flush()
-
-    def finish_bundle(self):
-        for rec in self._flush():
-            yield GlobalWindows.windowed_value(rec)
-
-    def _flush(self):
-        batch, self._buffer = self._buffer, []
-        return self._scorer.score(batch) if batch else []
+    def score_batch(self, records: list[dict]) -> list[dict]:
+        return self._scorer.score(records)
