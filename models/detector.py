@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -248,33 +248,4 @@ def cross_val_scores(rows: Sequence[dict], y: np.ndarray, folds: np.ndarray, nam
         mean, std = standardise_fit(x[tr])
         coef, b = fit_logistic(standardise(x[tr], mean, std), y[tr], l2=l2)
         out[te] = predict_logistic(standardise(x[te], mean, std), coef, b)
-    return out
-
-
-def held_out_by(rows: Sequence[dict], y: np.ndarray, key: str, names: Sequence[str],
-                values: Iterable[str] | None = None, l2: float = 1.0) -> dict:
-    """Leave-one-`key`-out: fit without one generator (or domain), test on it plus the human
-    documents of held-out groups. For generators, human test documents are those whose pair
-    group does not occur in training."""
-    vals = sorted({r.get(key) for r in rows if r.get(key)} if values is None else values)
-    x = feature_matrix(rows, names)
-    out = {}
-    groups = np.array([pair_group(r) for r in rows])
-    for v in vals:
-        test_pos = np.array([r.get(key) == v for r in rows]) & (y == 1) if key == "generator" else \
-            np.array([r.get(key) == v for r in rows])
-        test_groups = set(groups[test_pos])
-        in_test_group = np.array([g in test_groups for g in groups])
-        if key == "generator":
-            test = test_pos | (in_test_group & (y == 0))
-            train = ~in_test_group
-        else:
-            test = test_pos
-            train = ~test_pos & ~in_test_group
-        if (y[train] == 1).sum() == 0 or (y[train] == 0).sum() == 0 or (y[test] == 0).sum() == 0:
-            continue
-        mean, std = standardise_fit(x[train])
-        coef, b = fit_logistic(standardise(x[train], mean, std), y[train], l2=l2)
-        s = predict_logistic(standardise(x[test], mean, std), coef, b)
-        out[v] = metrics(y[test], s)
     return out

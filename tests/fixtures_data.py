@@ -85,3 +85,23 @@ def _gzip_prefix_lines(blob: bytes) -> tuple[list[bytes], bytes]:
     data = d.decompress(blob)
     *complete, partial = data.split(b"\n")
     return complete, partial
+
+
+def combine_in_order(fn, elements, chunks=1, order=None):
+    """Runs a CombineFn by hand: `chunks` slices accumulated separately, merged in `order`.
+
+    Tests call it with several orders to show a combiner's output does not depend on how a
+    runner splits and merges its work.
+    """
+    size = -(-len(elements) // chunks)
+    accs = []
+    for i in range(chunks):
+        acc = fn.create_accumulator()
+        for e in elements[i * size:(i + 1) * size]:
+            acc = fn.add_input(acc, e)
+        accs.append(acc)
+    order = list(order) if order is not None else list(range(chunks))
+    merged = accs[order[0]]
+    for i in order[1:]:
+        merged = fn.merge_accumulators([merged, accs[i]])
+    return fn.extract_output(fn.compact(merged))

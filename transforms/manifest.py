@@ -54,14 +54,6 @@ def build_manifest(shard_stats: list[dict], floor_info: dict, run_info: dict) ->
     }
 
 
-def write_manifest(shard_stats: list[dict], floor_info: dict, output: str, run_info: dict) -> dict:
-    from collapseguard.transforms.write import join, write_json
-
-    manifest = build_manifest(shard_stats, floor_info, run_info)
-    write_json(join(output, "manifest.json"), manifest)
-    return manifest
-
-
 def mixture_from_stats(shard_stats: list[dict], ceiling: float, rare_coverage: dict) -> dict:
     """mixture.json from the shards' integer token counts and the final synthetic weight."""
     from collapseguard.transforms.mixture import UNITS, build_mixture

@@ -66,11 +66,3 @@ def write_jsonl(url: str, rows: list[dict]) -> None:
 
 def write_json(url: str, obj: dict) -> None:
     _atomic_write(url, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def read_parquet_rows(url: str) -> list[dict]:
-    """Test/report helper: all rows of one Parquet file."""
-    import fsspec
-
-    with fsspec.open(url, "rb") as f:
-        return pq.read_table(f).to_pylist()

@@ -12,6 +12,7 @@ from collapseguard.transforms.diversity import (
     self_similarity,
     ttr_windows,
 )
+from fixtures_data import combine_in_order as run
 
 
 def test_distinct_n_by_hand():
@@ -53,20 +54,6 @@ def corpus(n=300, seed=5, templated=False):
             text = " ".join(rng.choice(vocab) for _ in range(rng.randint(20, 600)))
         out.append((f"doc-{i}", text))
     return out
-
-
-def run(fn, elements, chunks, order):
-    size = -(-len(elements) // chunks)
-    accs = []
-    for i in range(chunks):
-        acc = fn.create_accumulator()
-        for e in elements[i * size:(i + 1) * size]:
-            acc = fn.add_input(acc, e)
-        accs.append(acc)
-    merged = fn.merge_accumulators([accs[i] for i in order[:2]])
-    for i in order[2:]:
-        merged = fn.merge_accumulators([accs[i], merged])
-    return fn.extract_output(fn.compact(merged))
 
 
 def test_diversity_stats_same_for_any_merge_order_and_bounded():

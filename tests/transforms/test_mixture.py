@@ -17,6 +17,7 @@ from collapseguard.transforms.mixture import (
     inclusion_probabilities,
 )
 from collapseguard.transforms.weights import synthetic_weight
+from fixtures_data import combine_in_order
 
 STRATA = ["anchor", "human_verified", "human_unverified", "synthetic_known", "synthetic_suspected", "review"]
 
@@ -25,22 +26,6 @@ def mixture_elements(n=300, seed=1):
     rng = random.Random(seed)
     return [(rng.choice(STRATA), rng.randint(1, 5000), rng.choice([0.0, 1.0, 1 / 3, 0.1, 2.7, 4.0, 1e-7]))
             for _ in range(n)]
-
-
-def combine_in_order(fn, elements, chunks, order):
-    """Accumulates `chunks` slices separately and merges them in `order` (nested, pairwise)."""
-    size = math.ceil(len(elements) / chunks)
-    accs = []
-    for i in range(chunks):
-        acc = fn.create_accumulator()
-        for e in elements[i * size:(i + 1) * size]:
-            acc = fn.add_input(acc, e)
-        accs.append(acc)
-    accs = [accs[i] for i in order]
-    merged = accs[0]
-    for a in accs[1:]:
-        merged = fn.merge_accumulators([merged, a])
-    return fn.extract_output(merged)
 
 
 def test_mixture_stats_same_for_any_merge_order():

@@ -9,6 +9,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from collapseguard.transforms.report import ReportStats, render_report
+from fixtures_data import combine_in_order as combine
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -34,21 +35,6 @@ def records(n=400, seed=11, n_sources=12):
             rec["ttr"] = float("nan")
         out.append(rec)
     return out
-
-
-def combine(fn, elements, chunks=1, order=None):
-    size = -(-len(elements) // chunks)
-    accs = []
-    for i in range(chunks):
-        acc = fn.create_accumulator()
-        for e in elements[i * size:(i + 1) * size]:
-            acc = fn.add_input(acc, e)
-        accs.append(acc)
-    order = order or list(range(chunks))
-    merged = accs[order[0]]
-    for i in order[1:]:
-        merged = fn.merge_accumulators([merged, accs[i]])
-    return fn.extract_output(merged)
 
 
 def test_report_stats_same_for_any_merge_order():
