@@ -3,6 +3,15 @@
 Input text is lower-cased and split into words and single punctuation marks, so the model sees
 style (":" before lists, em dashes, "!" runs) as well as vocabulary; word bigrams on.
 Training is single-threaded with a fixed seed, so the same data gives the same model.
+
+Two views of the text (`VIEWS`), recorded in the calibration as `classifier_view`:
+- `words`: every word as written (lower-cased).
+- `masked_top{K}`: text distortion (Stamatatos, "Authorship attribution using text distortion",
+  EACL 2017): the K most frequent words of English (wordfreq's table, offline) and punctuation
+  are kept, every other word becomes a shape token (`<w4>`: a 4-letter word, `<d>`: digits).
+  Function words, connectives and punctuation carry style and survive; topic words (names,
+  subject nouns) are masked, so the classifier cannot learn "recipes are synthetic" from a
+  training set whose synthetic side happened to talk about recipes.
 """
 
 from __future__ import annotations
@@ -10,28 +19,58 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 LABELS = ("__label__human", "__label__synthetic")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+_MASKED = re.compile(r"masked_top(\d+)$")
 MAX_CHARS = 4000
+DEFAULT_VIEW = "words"
 
 
-def prepare(text: str) -> str:
-    return " ".join(_TOKEN.findall(text[:MAX_CHARS].lower()))
+def check_view(view: str) -> str:
+    if view != "words" and not _MASKED.match(view):
+        raise ValueError(f"unknown classifier view {view!r}: 'words' or 'masked_top<K>'")
+    return view
+
+
+@lru_cache(maxsize=4)
+def _kept_words(k: int) -> frozenset:
+    import wordfreq
+
+    return frozenset(wordfreq.top_n_list("en", k, wordlist="best"))
+
+
+def _shape(tok: str) -> str:
+    if tok.isdigit():
+        return "<d>"
+    return f"<w{min(len(tok), 12)}>"
+
+
+def prepare(text: str, view: str = DEFAULT_VIEW) -> str:
+    tokens = _TOKEN.findall(text[:MAX_CHARS].lower())
+    m = _MASKED.match(view)
+    if m:
+        kept = _kept_words(int(m.group(1)))
+        tokens = [t if (t in kept or not t[0].isalnum()) else _shape(t) for t in tokens]
+    elif view != "words":
+        check_view(view)
+    return " ".join(tokens)
 
 
 def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 20, dim: int = 32,
           word_ngrams: int = 2, lr: float = 0.3, min_count: int = 2, seed: int = 13,
-          quantize: bool = True) -> dict:
+          quantize: bool = True, view: str = DEFAULT_VIEW) -> dict:
     """Trains on (text, label 0/1) rows and saves a .ftz (quantized) or .bin model."""
     import fasttext
 
+    check_view(view)
     fasttext.FastText.eprint = lambda *a, **k: None
     rows = list(rows)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
         for text, label in rows:
-            f.write(f"{LABELS[label]} {prepare(text)}\n")
+            f.write(f"{LABELS[label]} {prepare(text, view)}\n")
         train_file = f.name
     try:
         model = fasttext.train_supervised(input=train_file, epoch=epoch, dim=dim, wordNgrams=word_ngrams, lr=lr,
@@ -43,19 +82,20 @@ def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 20, di
     finally:
         os.unlink(train_file)
     return {"documents": len(rows), "synthetic": sum(1 for _, y in rows if y), "epoch": epoch, "dim": dim,
-            "word_ngrams": word_ngrams, "quantized": quantize, "bytes": os.path.getsize(out_path)}
+            "word_ngrams": word_ngrams, "quantized": quantize, "bytes": os.path.getsize(out_path), "view": view}
 
 
 class Classifier:
-    def __init__(self, path: str):
+    def __init__(self, path: str, view: str = DEFAULT_VIEW):
         import fasttext
 
         fasttext.FastText.eprint = lambda *a, **k: None
         self._model = fasttext.load_model(path)
+        self.view = check_view(view)
 
     def predict(self, texts: Sequence[str]) -> list[float]:
         """P(synthetic) per text."""
-        labels, probs = self._model.predict([prepare(t) for t in texts], k=2)
+        labels, probs = self._model.predict([prepare(t, self.view) for t in texts], k=2)
         out = []
         for labs, ps in zip(labels, probs):
             d = dict(zip(labs, (float(p) for p in ps)))

@@ -196,6 +196,8 @@ class Detector:
     def __init__(self, calibration: dict):
         self.cal = calibration
         self.threshold = float(calibration["threshold"])
+        # how the classifier that this calibration was fitted with reads text (models.classifier)
+        self.classifier_view = str(calibration.get("classifier_view", "words"))
 
     @classmethod
     def load(cls, path: str) -> "Detector":

@@ -20,6 +20,7 @@ import tempfile
 import numpy as np
 
 from collapseguard.models import detector as D
+from collapseguard.models.classifier import DEFAULT_VIEW, check_view
 
 
 def load_labeled(paths: list[str]) -> list[dict]:
@@ -80,7 +81,7 @@ def score_with_stage(rows: list[dict], scoring_model: str, detector: str, lm_max
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _clf_oof(rows: list[dict], folds: np.ndarray) -> np.ndarray:
+def _clf_oof(rows: list[dict], folds: np.ndarray, view: str) -> np.ndarray:
     """Out-of-fold classifier probabilities (a fastText model per fold)."""
     from collapseguard.models.classifier import Classifier, train
 
@@ -90,15 +91,15 @@ def _clf_oof(rows: list[dict], folds: np.ndarray) -> np.ndarray:
         for f in np.unique(folds):
             tr = [(r["text"], r["y"]) for r, k in zip(rows, folds) if k != f]
             path = os.path.join(tmp, f"fold{f}.bin")
-            train(tr, path, quantize=False)
+            train(tr, path, quantize=False, view=view)
             idx = np.flatnonzero(folds == f)
-            out[idx] = Classifier(path).predict([rows[i]["text"] for i in idx])
+            out[idx] = Classifier(path, view=view).predict([rows[i]["text"] for i in idx])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _held_out(rows: list[dict], y: np.ndarray, key: str, names) -> dict:
+def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str) -> dict:
     """Leave-one-out by generator/domain with the classifier retrained without the held-out part."""
     from collapseguard.models.classifier import Classifier, train
 
@@ -117,13 +118,14 @@ def _held_out(rows: list[dict], y: np.ndarray, key: str, names) -> dict:
             if (y[train_mask] == 1).sum() == 0 or (y[test] == 0).sum() == 0 or (y[test] == 1).sum() == 0:
                 continue
             path = os.path.join(tmp, "m.bin")
-            train([(rows[i]["text"], rows[i]["y"]) for i in np.flatnonzero(train_mask)], path, quantize=False)
-            clf = Classifier(path)
+            train([(rows[i]["text"], rows[i]["y"]) for i in np.flatnonzero(train_mask)], path, quantize=False,
+                  view=view)
+            clf = Classifier(path, view=view)
             sub = [dict(r) for r in rows]
             # the classifier feature of training rows must be out-of-fold too
             tr_idx = np.flatnonzero(train_mask)
             tr_folds = D.group_folds(groups[tr_idx], 5)
-            oof = _clf_oof([rows[i] for i in tr_idx], tr_folds)
+            oof = _clf_oof([rows[i] for i in tr_idx], tr_folds, view)
             for i, p in zip(tr_idx, oof):
                 sub[i][D.CLF_FEATURE] = float(p)
             te_idx = np.flatnonzero(test)
@@ -142,10 +144,11 @@ def _held_out(rows: list[dict], y: np.ndarray, key: str, names) -> dict:
     return out
 
 
-def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True) -> dict:
+def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
+              view: str = DEFAULT_VIEW) -> dict:
     y = np.array([r["y"] for r in rows])
     folds = D.group_folds([r["group"] for r in rows], 5)
-    oof_clf = _clf_oof(rows, folds)
+    oof_clf = _clf_oof(rows, folds, view)
     for r, p in zip(rows, oof_clf):
         r[D.CLF_FEATURE] = float(p)
     has_lm = any(r.get("lm_mean_logprob") is not None for r in rows)
@@ -162,6 +165,7 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True) -
     out = {
         "calibration_version": D.CALIBRATION_VERSION,
         "target_fpr": target_fpr,
+        "classifier_view": view,
         "threshold": models[main]["threshold"],
         "models": models,
         "training_set": {
@@ -173,8 +177,8 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True) -
     }
     if leave_one_out:
         feats = models[main]["features"]
-        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats)
-        out["leave_one_domain_out"] = _held_out(rows, y, "domain", feats)
+        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats, view)
+        out["leave_one_domain_out"] = _held_out(rows, y, "domain", feats, view)
     return out
 
 
@@ -229,6 +233,9 @@ def evaluate(rows: list[dict], calibration: dict) -> dict:
 def main(command: str, argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog=f"collapseguard {command}", allow_abbrev=False)
     ap.add_argument("--labeled", action="append", required=True, help="labeled JSONL (repeatable)")
+    if command in ("train-classifier", "calibrate"):
+        ap.add_argument("--view", default=DEFAULT_VIEW, type=check_view,
+                        help="how the classifier reads text: 'words' or 'masked_top<K>' (models/classifier.py)")
     if command == "train-classifier":
         ap.add_argument("--output", required=True, help="folder for classifier.ftz")
         args = ap.parse_args(argv)
@@ -236,7 +243,8 @@ def main(command: str, argv: list[str]) -> int:
 
         rows = load_labeled(args.labeled)
         os.makedirs(args.output, exist_ok=True)
-        summary = train([(r["text"], r["y"]) for r in rows], os.path.join(args.output, "classifier.ftz"))
+        summary = train([(r["text"], r["y"]) for r in rows], os.path.join(args.output, "classifier.ftz"),
+                        view=args.view)
         summary["inputs"] = [os.path.basename(p) for p in args.labeled]
         with open(os.path.join(args.output, "classifier.json"), "w") as f:
             json.dump(summary, f, indent=2, sort_keys=True)
@@ -250,7 +258,7 @@ def main(command: str, argv: list[str]) -> int:
         ap.add_argument("--no-leave-one-out", action="store_true")
         args, beam_args = ap.parse_known_args(argv)
         rows = score_with_stage(load_labeled(args.labeled), args.scoring_model, "none", args.lm_max_tokens, beam_args)
-        cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out)
+        cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out, view=args.view)
         cal["training_set"]["inputs"] = [os.path.basename(p) for p in args.labeled]
         cal["training_set"]["scoring_model"] = args.scoring_model
         with open(args.output, "w") as f:

@@ -21,8 +21,8 @@ class DetectFn(BatchedDoFn):
         from collapseguard.models.classifier import Classifier
         from collapseguard.models.detector import Detector
 
-        self._clf = Classifier(self._classifier_path)
         self._det = Detector.load(self._calibration_path)
+        self._clf = Classifier(self._classifier_path, view=self._det.classifier_view)
 
     def score_batch(self, records: list[dict]) -> list[dict]:
         return score_batch(records, self._clf, self._det)

@@ -101,3 +101,45 @@ def test_calibrate_end_to_end_without_the_stage():
     assert cal["cross_validation"]["no_lm"]["auroc"] > 0.9
     assert set(cal["leave_one_generator_out"]) <= {"m1", "m2"} and "a" in cal["leave_one_domain_out"]
     assert math.isfinite(cal["threshold"])
+
+
+def test_masked_view_keeps_function_words_and_masks_topic_words():
+    from collapseguard.models.classifier import check_view, prepare
+
+    text = "Additionally, the sourdough from Kraków rose 12 times — however, it was dense."
+    words = prepare(text, "words")
+    masked = prepare(text, "masked_top3000")
+    assert "sourdough" in words and "kraków" in words
+    # topic words become shapes; function words, connectives and punctuation stay
+    assert "sourdough" not in masked and "kraków" not in masked and "<w9>" in masked and "<d>" in masked
+    for kept in ("the", "from", "however", "it", "was", ",", "—", "."):
+        assert kept in masked.split()
+    assert len(masked.split()) == len(words.split())  # one token for one token
+    with pytest.raises(ValueError, match="unknown classifier view"):
+        check_view("masked")
+
+
+def test_masked_classifier_ignores_topic_and_calibration_records_view(tmp_path):
+    """Same style on both sides, only the topic words differ (made-up words of equal length): the
+    words view learns the topic, the masked view sees identical texts and cannot."""
+    from collapseguard.models.classifier import Classifier, train
+    from collapseguard.pipeline.detector_cli import calibrate
+
+    human_topic, synth_topic = ("zorvat", "quelim", "drabon"), ("brimex", "tanolu", "vesk0r")
+    human = [f"it was said that the {human_topic[i % 3]} and the {human_topic[(i + 1) % 3]} were fine" for i in range(90)]
+    synth = [f"it was said that the {synth_topic[i % 3]} and the {synth_topic[(i + 1) % 3]} were fine" for i in range(90)]
+    rows = [(t, 0) for t in human] + [(t, 1) for t in synth]
+    probe = ["it was said that the brimex and the tanolu were fine"]
+    p = {}
+    for view in ("words", "masked_top1000"):
+        train(rows, str(tmp_path / f"{view}.bin"), epoch=10, quantize=False, view=view)
+        p[view] = Classifier(str(tmp_path / f"{view}.bin"), view=view).predict(probe)[0]
+    assert p["words"] > 0.9
+    assert 0.3 < p["masked_top1000"] < 0.7
+    cal_rows = [{"id": str(i), "text": t, "y": y, "group": f"g{i}", "domain": "d", "generator": "m" if y else None,
+                 "ttr": 0.5, "burstiness": 0.5, "token_entropy_bits": 6.0, "repetition": 0.0,
+                 "rare_word_fraction": 0.03} for i, (t, y) in enumerate(rows)]
+    cal = calibrate(cal_rows, 0.01, leave_one_out=False, view="masked_top1000")
+    assert cal["classifier_view"] == "masked_top1000"
+    assert D.Detector(cal).classifier_view == "masked_top1000"
+    assert D.Detector({"threshold": 0.5, "models": {}}).classifier_view == "words"  # older calibrations
