@@ -99,7 +99,9 @@ def test_calibrate_end_to_end_without_the_stage():
     cal = calibrate(rows, 0.01)
     assert set(cal["models"]) == {"full", "no_lm"} and not cal["training_set"]["lm_scored"]
     assert cal["cross_validation"]["no_lm"]["auroc"] > 0.9
-    assert set(cal["leave_one_generator_out"]) <= {"m1", "m2"} and "a" in cal["leave_one_domain_out"]
+    assert set(cal["leave_one_generator_out"]) <= {"m1", "m2"}
+    lodo = cal["leave_domains_out"]
+    assert "pooled" in lodo and any(k.startswith("fold") and ("a" in k or "b" in k) for k in lodo)
     assert math.isfinite(cal["threshold"])
 
 
@@ -143,3 +145,32 @@ def test_masked_classifier_ignores_topic_and_calibration_records_view(tmp_path):
     assert cal["classifier_view"] == "masked_top1000"
     assert D.Detector(cal).classifier_view == "masked_top1000"
     assert D.Detector({"threshold": 0.5, "models": {}}).classifier_view == "words"  # older calibrations
+
+
+def test_held_out_splits_never_train_on_what_they_test():
+    from collapseguard.pipeline.detector_cli import held_out_splits
+
+    rows = []
+    for i in range(200):  # paired continuations (gen "cont") and unpaired chat texts (gen "chat")
+        g = f"g{i // 2}" if i < 100 else f"c{i}"
+        lab = 1 if (i < 100 and i % 2) or (i >= 100 and i % 4 == 0) else 0
+        gen = ("cont" if i < 100 else "chat") if lab else None
+        rows.append({"group": g, "y": lab, "generator": gen, "domain": f"d{(i // 2) % 7}"})  # pairs share a domain
+    y = np.array([r["y"] for r in rows])
+    groups = np.array([r["group"] for r in rows])
+    splits = {k: list(held_out_splits(rows, y, k)) for k in ("generator", "domain")}
+    assert [n for n, _, _ in splits["generator"]] == ["chat", "cont"]
+    for name, tr, te in splits["generator"] + splits["domain"]:
+        assert not (tr & te).any()
+        assert not set(groups[tr]) & set(groups[te])  # a pair never straddles train and test
+        assert (y[te] == 0).any() and (y[te] == 1).any()
+    chat_train, chat_test = splits["generator"][0][1:]
+    assert not any(rows[i]["generator"] == "chat" for i in np.flatnonzero(chat_train))
+    # unpaired chat texts are tested against held-out humans
+    assert (y[chat_test] == 0).sum() > 5
+    domains = np.array([r["domain"] for r in rows])
+    seen = set()
+    for name, tr, te in splits["domain"]:
+        assert not set(domains[tr]) & set(domains[te])
+        seen |= set(domains[te])
+    assert seen == set(domains)
