@@ -88,7 +88,8 @@ def demo_inputs(seed: int = 7, n_docs: int = 3000):
     from collapseguard.transforms.mixture import (
         MixtureStats, RareCoverageSample, build_mixture, human_and_synthetic_tokens)
     from collapseguard.transforms.report import ReportStats
-    from collapseguard.transforms.weights import WeightsConfig, human_weight, sample_weight, synthetic_weight
+    from collapseguard.transforms.weights import (
+        WeightsConfig, count_density, human_weight, rarity_ramp, sample_weight, synthetic_weight)
 
     rng = random.Random(seed)
     words = ("the of and to in is was for on that with as by at from his her it an were which are this "
@@ -125,7 +126,8 @@ def demo_inputs(seed: int = 7, n_docs: int = 3000):
                "burstiness": max(0, rng.gauss(0.35 if synthetic else 0.6, 0.15)),
                "token_entropy_bits": rng.gauss(5.7 if synthetic else 6.1, 0.2),
                "repetition": max(0, rng.gauss(0.08 if synthetic else 0.03, 0.02)),
-               "rare_word_fraction": rwf, "mean_zipf": rng.gauss(4.4 if synthetic else 4.1, 0.3),
+               "rare_word_fraction": rwf, "rare_word_density": len({t for t in toks if t in rare}) / n,
+               "mean_zipf": rng.gauss(4.4 if synthetic else 4.1, 0.3),
                "p_synthetic": min(1, max(0, rng.gauss(0.8 if synthetic else 0.15, 0.15))),
                "lm_mean_logprob": rng.gauss(-2.2 if synthetic else -3.4, 0.4) if i % 3 == 0 else None,
                "lm_fdg_curvature": rng.gauss(3.0 if synthetic else 0.5, 0.8) if i % 3 == 0 else None,
@@ -139,11 +141,15 @@ def demo_inputs(seed: int = 7, n_docs: int = 3000):
             acc = fn.add_input(acc, e)
         return fn.extract_output(fn.merge_accumulators([acc]))
 
-    first = combine(MixtureStats(), [(r["stratum"], r["n_words"], human_weight(r, cfg)) for r in records])
+    hist: dict[int, int] = {}
+    for r in records:
+        count_density(hist, r)
+    ramp = rarity_ramp(cfg, hist)
+    first = combine(MixtureStats(), [(r["stratum"], r["n_words"], human_weight(r, cfg, ramp)) for r in records])
     h, s = human_and_synthetic_tokens(first)
     w_syn = synthetic_weight(h, s, cfg.synthetic_ceiling)
     for r in records:
-        r["sample_weight"] = sample_weight(r, cfg, w_syn)
+        r["sample_weight"] = sample_weight(r, cfg, w_syn, ramp)
     mix = combine(MixtureStats(), [(r["stratum"], r["n_words"], r["sample_weight"]) for r in records])
     cov = combine(RareCoverageSample(max_docs=1000),
                   [(r["id"], r["stratum"], r["n_words"], r["sample_weight"], r["_rare"]) for r in records])
@@ -221,10 +227,11 @@ def inputs_from_run(run_dir: str, cfg=None):
             acc = fn.add_input(acc, e)
         return fn.extract_output(acc)
 
-    first = combine(MixtureStats(), [(r["stratum"], r["n_words"], human_weight(r, cfg)) for r in records])
+    ramp = (manifest.get("weights") or {}).get("rarity_ramp")  # the run's own; None: the fixed one
+    first = combine(MixtureStats(), [(r["stratum"], r["n_words"], human_weight(r, cfg, ramp)) for r in records])
     w_syn = synthetic_weight(*human_and_synthetic_tokens(first), cfg.synthetic_ceiling)
     for r in records:
-        r["sample_weight"] = sample_weight(r, cfg, w_syn)
+        r["sample_weight"] = sample_weight(r, cfg, w_syn, ramp)
     mix = combine(MixtureStats(), [(r["stratum"], r["n_words"], r["sample_weight"]) for r in records])
     cov = combine(RareCoverageSample(),
                   [(r["id"], r["stratum"], r["n_words"], r["sample_weight"], r["_rare"]) for r in records])

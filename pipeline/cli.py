@@ -74,7 +74,8 @@ def run(argv: list[str]) -> dict:
         "scoring_model": ns.scoring_model,
         "detector": detector_info(detector),
     }
-    committed, committed_floor = (resume_state(ns.output, fingerprint(run_info)) if ns.resume else ({}, None))
+    committed, committed_floor, committed_ramp = (
+        resume_state(ns.output, fingerprint(run_info)) if ns.resume else ({}, None, None))
     prepare_output(ns.output, ns.overwrite, ns.resume)
     if committed:
         log.info("collapseguard: resuming: %d of %d shard(s) already committed", len(committed), len(shards))
@@ -83,7 +84,8 @@ def run(argv: list[str]) -> dict:
     log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
     p = beam.Pipeline(options=options)
     build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
-          committed=committed, committed_floor=committed_floor, detector=detector)
+          committed=committed, committed_floor=committed_floor, committed_ramp=committed_ramp,
+          detector=detector)
     result = p.run()
     if options.view_as(StandardOptions).no_wait_until_finish or getattr(result, "has_job", True) is False:
         # submitted only (Flex Template launch, --no_wait_until_finish): nothing to read yet

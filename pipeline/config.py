@@ -80,16 +80,27 @@ class WeightsSection:
     cap: float = 4.0
     synthetic_ceiling: float = 0.001  # weighted token share of synthetic text (Dohmatob et al. 2025)
     source_multipliers: dict = field(default_factory=dict)  # e.g. {arxiv: 1.5, gutenberg: 2.0}
-    rare_fraction_start: float = 0.05
-    rare_fraction_full: float = 0.08
+    # rarity ramp over rare_word_density: "auto" = between these quantiles of the run's human
+    # documents (fixed ramp below with fewer than min_calibration_documents); "fixed" = always
+    # the fixed ramp (see transforms/weights.py: rarity_ramp)
+    ramp: str = "auto"
+    ramp_start_quantile: float = 0.7
+    ramp_full_quantile: float = 0.8
+    min_calibration_documents: int = 100
+    rare_density_start: float = 0.035
+    rare_density_full: float = 0.045
 
     def to_weights_config(self):
         from collapseguard.transforms.weights import WeightsConfig
 
         return WeightsConfig(cap=self.cap, synthetic_ceiling=self.synthetic_ceiling,
                              source_multipliers=dict(self.source_multipliers),
-                             rare_fraction_start=self.rare_fraction_start,
-                             rare_fraction_full=self.rare_fraction_full)
+                             ramp=self.ramp,
+                             ramp_start_quantile=self.ramp_start_quantile,
+                             ramp_full_quantile=self.ramp_full_quantile,
+                             min_calibration_documents=self.min_calibration_documents,
+                             rare_density_start=self.rare_density_start,
+                             rare_density_full=self.rare_density_full)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
   shards -> Read+validate -> cheap signals -> [LM signals] -> provenance + base stratum
          -> (verified-human windows -> entropy floor: side input)
+         -> (human documents' rare-word density -> rarity ramp: side input)
          -> (ids -> duplicate marks)
          -> group per shard -> plan (duplicates, entropy hold, strata, human weights)
          -> (token totals -> synthetic weight under the ceiling: side input)
@@ -25,17 +26,20 @@ from collapseguard.transforms.provenance import AttestFn
 from collapseguard.transforms.read import ReadShards, Shard
 from collapseguard.transforms.signals import CheapSignalsFn
 from collapseguard.transforms.report import ReportStats
-from collapseguard.transforms.stratify import PlanShardFn, SumMixture, WriteShardFn, synthetic_weighting
+from collapseguard.transforms.stratify import (
+    DensityHistogram, PlanShardFn, SumMixture, WriteShardFn, synthetic_weighting)
+from collapseguard.transforms.weights import rarity_ramp
 
 
 def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_info: dict,
           lm_transform: beam.PTransform | None = None,
           committed: dict[str, dict] | None = None, committed_floor: dict | None = None,
-          detector: tuple[str, str] | None = None):
+          committed_ramp: dict | None = None, detector: tuple[str, str] | None = None):
     """Adds the whole stage to pipeline `p`. Returns the PCollection holding the manifest.
 
-    `committed` (shard key -> commit marker) and `committed_floor` come from --resume: those
-    shards are only read for their ids; the floor their run used is reused. `detector` is
+    `committed` (shard key -> commit marker), `committed_floor` and `committed_ramp` come from
+    --resume: those shards are only read for their ids; the entropy floor and the rarity ramp
+    their run used are reused. `detector` is
     (classifier .ftz, calibration .json), or None for no p_synthetic (nothing is suspected).
     """
     committed = committed or {}
@@ -65,6 +69,15 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
             | "WindowHistogram" >> beam.CombineGlobally(WindowHistogram())
             | "EntropyFloor" >> beam.Map(lambda hist, ecfg: entropy_floor(ecfg, hist), cfg.entropy)
         )
+    # The rarity ramp sits on the run's own human documents (percentiles of rare_word_density).
+    if committed_ramp is not None:
+        ramp = p | "CommittedRamp" >> beam.Create([committed_ramp])
+    else:
+        ramp = (
+            routed.records
+            | "DensityHistogram" >> beam.CombineGlobally(DensityHistogram())
+            | "RarityRamp" >> beam.Map(lambda hist, w: rarity_ramp(w, hist), wcfg)
+        )
     duplicates = (
         read.ids
         | "GroupIds" >> beam.GroupByKey()
@@ -79,7 +92,7 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
         | "GroupByShard" >> beam.GroupByKey()
         | "PlanShards" >> beam.ParDo(
             PlanShardFn(cfg.read.duplicate_ids, cfg.read.raw_clip_chars, cfg.signals.window_tokens, wcfg),
-            floor_info=beam.pvalue.AsSingleton(floor))
+            floor_info=beam.pvalue.AsSingleton(floor), ramp=beam.pvalue.AsSingleton(ramp))
     )
     # The synthetic weight needs the whole run's token totals (committed shards' included).
     weighting = (
@@ -92,6 +105,7 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     written = planned | "WriteShards" >> beam.ParDo(
         WriteShardFn(output, run_fp, cfg.signals.rare_zipf),
         floor_info=beam.pvalue.AsSingleton(floor), weighting=beam.pvalue.AsSingleton(weighting),
+        ramp=beam.pvalue.AsSingleton(ramp),
     ).with_outputs(WriteShardFn.REPORT, WriteShardFn.DIVERSITY, WriteShardFn.COVERAGE, main="stats")
 
     report_stats = written.report | "ReportStats" >> beam.CombineGlobally(ReportStats())
@@ -101,10 +115,11 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
         written.stats
         | "CollectStats" >> beam.combiners.ToList()
         | "WriteSummary" >> beam.Map(
-            lambda s, floor_info, report, div, cov: write_summary(
+            lambda s, floor_info, report, div, cov, ramp: write_summary(
                 s + [m["stats"] for m in committed.values()], floor_info, output, run_info,
-                wcfg.synthetic_ceiling, report, div, cov),
+                wcfg.synthetic_ceiling, report, div, cov, ramp),
             floor_info=beam.pvalue.AsSingleton(floor),
+            ramp=beam.pvalue.AsSingleton(ramp),
             report=beam.pvalue.AsSingleton(report_stats),
             div=beam.pvalue.AsDict(diversity),
             cov=beam.pvalue.AsSingleton(coverage))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from collapseguard.transforms.weights import WEIGHT_VERSION
+
 # Strata in the order the manifest and report list them. `review` holds documents of shards
 # that failed the entropy audit; `rejected` (JSONL, not Parquet) holds unusable input.
 TRAINING_STRATA = ("human_verified", "human_unverified", "synthetic_known", "synthetic_suspected")
@@ -28,7 +30,8 @@ SIGNAL_VERSIONS = {
     "token_entropy_bits": "unigram_entropy_miller_madow_window_v1",
     "repetition": "dup_word_ngram_fraction_v1",
     "rare_word_fraction": "wordfreq_zipf_below_threshold_types_v1",
-    "sample_weight": "rare_fraction_ramp_v1",
+    "rare_word_density": "wordfreq_zipf_below_threshold_types_per_token_v1",
+    "sample_weight": WEIGHT_VERSION,
     "lm_*": "causal_lm_fdg_analytic_v1",
     "clf_p_synthetic": "fasttext_supervised_words_punct_v1",
     "p_synthetic": "logistic_regression_calibrated_v1",
@@ -61,6 +64,7 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("token_entropy_bits", _f64),
         pa.field("repetition", _f64),
         pa.field("rare_word_fraction", _f64),
+        pa.field("rare_word_density", _f64),
         # LM signals (models/causal_lm.py; null when not scored)
         pa.field("lm_mean_logprob", _f64),
         pa.field("lm_fdg_curvature", _f64),

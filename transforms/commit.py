@@ -3,7 +3,8 @@
 A shard's outputs (strata Parquet, rejected JSONL) are each written atomically (temp name +
 rename); after the last of them, `DIR/_commits/<shard_key>.json` is written, again atomically.
 A shard is committed exactly when its marker exists. `--resume` skips committed shards'
-processing, reuses the entropy floor their run used (so decisions match an uninterrupted run),
+processing, reuses the entropy floor and the rarity ramp their run used (so decisions and
+weights match an uninterrupted run),
 still feeds their ids to duplicate detection, and merges their stats into the manifest.
 Markers carry a fingerprint of inputs + config: resuming with different ones is refused.
 """
@@ -21,9 +22,9 @@ def fingerprint(run_info: dict) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def marker(stats: dict, floor_info: dict, run_fingerprint: str) -> dict:
+def marker(stats: dict, floor_info: dict, run_fingerprint: str, ramp: dict | None = None) -> dict:
     return {"shard_key": stats["shard_key"], "stats": stats, "floor_info": floor_info,
-            "fingerprint": run_fingerprint}
+            "rarity_ramp": ramp, "fingerprint": run_fingerprint}
 
 
 def write_commit(output: str, shard_key: str, content: dict) -> None:
@@ -67,11 +68,11 @@ class ResumeError(ValueError):
     """Committed shards in --output come from a run with other inputs or config."""
 
 
-def resume_state(output: str, run_fingerprint: str) -> tuple[dict[str, dict], dict | None]:
-    """(committed markers by shard key, the floor they used) for --resume."""
+def resume_state(output: str, run_fingerprint: str) -> tuple[dict[str, dict], dict | None, dict | None]:
+    """(committed markers by shard key, the floor they used, the rarity ramp they used) for --resume."""
     commits = read_commits(output)
     if not commits:
-        return {}, None
+        return {}, None, None
     wrong = sorted(k for k, m in commits.items() if m["fingerprint"] != run_fingerprint)
     if wrong:
         raise ResumeError(f"--resume: {len(wrong)} committed shard(s) in the output come from a run with "
@@ -79,4 +80,8 @@ def resume_state(output: str, run_fingerprint: str) -> tuple[dict[str, dict], di
     floors = {json.dumps(m["floor_info"], sort_keys=True) for m in commits.values()}
     if len(floors) != 1:
         raise ResumeError("--resume: committed shards disagree on the entropy floor; use --overwrite")
-    return commits, next(iter(commits.values()))["floor_info"]
+    ramps = {json.dumps(m.get("rarity_ramp"), sort_keys=True) for m in commits.values()}
+    if len(ramps) != 1 or None in (m.get("rarity_ramp") for m in commits.values()):
+        raise ResumeError("--resume: committed shards disagree on (or lack) the rarity ramp; use --overwrite")
+    first = next(iter(commits.values()))
+    return commits, first["floor_info"], first["rarity_ramp"]

@@ -74,13 +74,16 @@ def mixture_from_stats(shard_stats: list[dict], ceiling: float, rare_coverage: d
 
 
 def write_summary(shard_stats: list[dict], floor_info: dict, output: str, run_info: dict, ceiling: float,
-                  report_stats: dict, diversity: dict, rare_coverage: dict) -> dict:
-    """Writes manifest.json, mixture.json and report.html (the manifest last: it closes the run)."""
+                  report_stats: dict, diversity: dict, rare_coverage: dict, rarity_ramp: dict | None = None) -> dict:
+    """Writes manifest.json, mixture.json and report.html (the manifest last: it closes the run).
+
+    `rarity_ramp` (the run's `weights.rarity_ramp`) goes to the manifest's `weights` section."""
     from collapseguard.transforms.report import render_report
     from collapseguard.transforms.write import join, write_bytes, write_json
 
     manifest = build_manifest(shard_stats, floor_info, run_info)
     manifest["diversity"] = {k: diversity[k] for k in sorted(diversity)}
+    manifest["weights"] = {"rarity_ramp": rarity_ramp}
     mixture = mixture_from_stats(shard_stats, ceiling, rare_coverage)
     stats = dict(report_stats, diversity=manifest["diversity"])
     write_json(join(output, "mixture.json"), mixture)

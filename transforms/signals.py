@@ -15,6 +15,8 @@ Signals and where they come from:
   n-gram heuristics, Rae et al. 2021, on words rather than characters).
 - rare_word_fraction: share of alphabetic words under a Zipf frequency threshold in wordfreq's
   tables (Speer 2022) for the document's language; null where wordfreq has no table.
+- rare_word_density: the same distinct rare words per token: what a document adds to the rare
+  vocabulary of a sample per token it costs (the tail-oversampling weight reads this one).
 """
 
 from __future__ import annotations
@@ -108,13 +110,11 @@ def repetition(tokens: Sequence[str], n: int) -> float | None:
     return 1.0 - len(grams) / total
 
 
-def rare_word_fraction(tokens: Sequence[str], common: frozenset | None) -> float | None:
-    """Share of the document's distinct words that are rare: alphabetic and not in `common`
-    (the table's words at or over the rarity threshold). Distinct words = alphabetic words plus
-    words the table knows.
+def rare_word_counts(tokens: Sequence[str], common: frozenset | None) -> tuple[int, int] | None:
+    """(distinct rare words, distinct words) of a document; None without a table (`common`).
 
-    Counted over distinct words (types), so a rare word repeated ten times counts once: the
-    figure measures the breadth of rare vocabulary, and set operations keep it cheap
+    Rare: alphabetic and not in `common` (the table's words at or over the rarity threshold).
+    Distinct words: alphabetic words plus words the table knows. Set operations keep it cheap
     (set.difference iterates the document's few hundred types, never the table).
     """
     if common is None:
@@ -122,8 +122,35 @@ def rare_word_fraction(tokens: Sequence[str], common: frozenset | None) -> float
     types = set(tokens)
     uncommon = types.difference(common)
     rare = sum(1 for w in uncommon if w.isalpha())
-    total = len(types) - len(uncommon) + rare
-    return rare / total if total else None
+    return rare, len(types) - len(uncommon) + rare
+
+
+def rare_word_fraction(tokens: Sequence[str], common: frozenset | None) -> float | None:
+    """Share of the document's distinct words that are rare (see `rare_word_counts`).
+
+    Counted over distinct words (types), so a rare word repeated ten times counts once: the
+    figure measures the breadth of rare vocabulary. None without a table or without words.
+    """
+    return _fraction(rare_word_counts(tokens, common))
+
+
+def rare_word_density(tokens: Sequence[str], common: frozenset | None) -> float | None:
+    """Distinct rare words per token: rare types / len(tokens) (see `rare_word_counts`).
+
+    What a document adds to a sample's rare vocabulary for each token of budget it costs: at a
+    fixed token budget, the documents that cover the most new rare words are the ones dense in
+    them, and a long document whose rare share of types is high can still be thin per token
+    (types grow slower than tokens). None without a table or without tokens.
+    """
+    return _density(rare_word_counts(tokens, common), len(tokens))
+
+
+def _fraction(counts: tuple[int, int] | None) -> float | None:
+    return counts[0] / counts[1] if counts and counts[1] else None
+
+
+def _density(counts: tuple[int, int] | None, n_tokens: int) -> float | None:
+    return counts[0] / n_tokens if counts is not None and n_tokens else None
 
 
 def zipf_to_freq(zipf: float) -> float:
@@ -148,6 +175,7 @@ def compute_signals(
             m = _SPACE.search(text, max_chars)
             rest = m.start() if m else len(text)
     tokens = tokenize(head)
+    rare = rare_word_counts(tokens, common_words)
     wins = windows(tokens, window_tokens)
     if wins:
         counted = [Counter(w) for w in wins]
@@ -165,7 +193,8 @@ def compute_signals(
         "burstiness": burstiness(head),
         "token_entropy_bits": ent,
         "repetition": repetition(tokens, repetition_ngram),
-        "rare_word_fraction": rare_word_fraction(tokens, common_words),
+        "rare_word_fraction": _fraction(rare),
+        "rare_word_density": _density(rare, len(tokens)),
         "_windows": ents,
         # tokens after the last full window (all tokens of a short document), space-joined: the
         # shard audit packs these, in line order, into more windows so short documents count

@@ -46,8 +46,11 @@ def plan_shard(
     clip_chars: int,
     window_tokens: int,
     weights_cfg=None,
+    ramp: dict | None = None,
 ) -> tuple[dict[str, list[dict]], list[dict], dict]:
     """Decides where every record of one input shard goes.
+
+    `ramp` is the run's rarity ramp (`weights.rarity_ramp`); None means the config's fixed one.
 
     Returns (rows per output folder, rejected rows, shard stats). Everything is sorted by input
     line, and every record read lands in exactly one of the two (the stats prove it).
@@ -84,7 +87,7 @@ def plan_shard(
             r["stratum"] = REVIEW
         outputs[r["stratum"]].append(r)
         if weights_cfg is not None:  # synthetic strata: 0 here, their one global weight comes later
-            r["sample_weight"] = human_weight(r, weights_cfg)
+            r["sample_weight"] = human_weight(r, weights_cfg, ramp)
             m = mixture[r["stratum"]]
             m["documents"] += 1
             m["tokens"] += r.get("n_words") or 0
@@ -129,14 +132,38 @@ class PlanShardFn(beam.DoFn):
         self._window_tokens = window_tokens
         self._weights_cfg = weights_cfg
 
-    def process(self, item, floor_info):
+    def process(self, item, floor_info, ramp):
         shard_key, tagged = item
         groups = _group(tagged)
         if len(groups["status"]) != 1:  # every shard reports exactly once; anything else is a bug
             raise RuntimeError(f"shard {shard_key}: expected one status, got {len(groups['status'])}")
         yield shard_key, plan_shard(
             groups["record"], groups["rejected"], groups["duplicate"], groups["status"][0], floor_info,
-            self._duplicate_mode, self._clip, self._window_tokens, self._weights_cfg)
+            self._duplicate_mode, self._clip, self._window_tokens, self._weights_cfg, ramp)
+
+
+class DensityHistogram(beam.CombineFn):
+    """{density_bin: count} of rare_word_density over the human strata's documents, the input of
+    `weights.rarity_ramp`. Input: the routed (shard_key, ("record", record)) elements; integer
+    counts, so the ramp is the same for any merge order."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, element):
+        from collapseguard.transforms.weights import count_density
+
+        return count_density(acc, element[1][1])
+
+    def merge_accumulators(self, accs):
+        out: dict[int, int] = {}
+        for a in accs:
+            for b, c in a.items():
+                out[b] = out.get(b, 0) + c
+        return out
+
+    def extract_output(self, acc):
+        return acc
 
 
 def synthetic_weighting(mixture: dict, ceiling: float) -> dict:
@@ -198,7 +225,7 @@ class WriteShardFn(beam.DoFn):
 
         self._tables = RarityTables()
 
-    def process(self, item, floor_info, weighting):
+    def process(self, item, floor_info, weighting, ramp):
         from apache_beam.pvalue import TaggedOutput
 
         from collapseguard.transforms.commit import marker, write_commit
@@ -228,5 +255,5 @@ class WriteShardFn(beam.DoFn):
         if rejected:
             write_jsonl(join(self._output, "rejected", f"{shard_key}.jsonl"), rejected)
         # last: the marker that says this shard is complete (see transforms/commit.py)
-        write_commit(self._output, shard_key, marker(stats, floor_info, self._fingerprint))
+        write_commit(self._output, shard_key, marker(stats, floor_info, self._fingerprint, ramp))
         yield stats

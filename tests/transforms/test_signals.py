@@ -12,6 +12,8 @@ from collapseguard.transforms.signals import (
     burstiness,
     compute_signals,
     count_words,
+    rare_word_counts,
+    rare_word_density,
     rare_word_fraction,
     repetition,
     tokenize,
@@ -73,6 +75,24 @@ def test_repetition_and_rarity_on_known_tokens():
     assert rare_word_fraction(["42"], common) is None
 
 
+def test_rare_word_density_counts_distinct_rare_words_per_token():
+    common = frozenset({"the", "cat", "sat"})
+    # 2 distinct rare words (zyzzyva, quillwort; "42" is not alphabetic) in 8 tokens
+    tokens = ["the", "cat", "zyzzyva", "sat", "zyzzyva", "42", "quillwort", "the"]
+    assert rare_word_counts(tokens, common) == (2, 5)  # distinct words: the, cat, sat + 2 rare
+    assert rare_word_density(tokens, common) == pytest.approx(2 / 8)
+    assert rare_word_fraction(tokens, common) == pytest.approx(2 / 5)  # unchanged meaning: share of types
+    # repeating the rare word adds tokens, not rare words: the density halves, the fraction does not move
+    padded = tokens + ["the", "cat", "sat", "zyzzyva"] * 2
+    assert rare_word_density(padded, common) == pytest.approx(2 / 16)
+    assert rare_word_fraction(padded, common) == pytest.approx(2 / 5)
+    assert rare_word_density(["42", "the"], common) == 0.0
+    assert rare_word_density([], common) is None and rare_word_density(["zyzzyva"], None) is None
+    s = sig(" ".join(tokens), common)
+    assert s["rare_word_density"] == pytest.approx(2 / 8) and s["rare_word_fraction"] == pytest.approx(2 / 5)
+    assert sig("the cat", None)["rare_word_density"] is None
+
+
 def test_huge_document_and_long_token_are_bounded():
     big = "word " * 2_000_000  # 10 MB
     s = sig(big, max_chars=50_000)
@@ -106,6 +126,7 @@ def test_cheap_signals_dofn_in_pipeline_batches_and_flushes():
         assert [r["lang"] for r in out] == ["en", "fr", "en"]
         assert all(0.5 < r["lang_score"] <= 1.0 for r in out)
         assert out[0]["rare_word_fraction"] is not None and out[0]["n_words"] == len(tokenize(texts[0]))
+        assert 0.0 <= out[0]["rare_word_density"] <= out[0]["rare_word_fraction"]  # tokens >= types
 
     with TestPipeline() as p:
         out = p | beam.Create(records) | beam.ParDo(CheapSignalsFn(SignalsConfig(), batch_size=2))

@@ -61,3 +61,33 @@ def test_plan_shard_packs_tails_of_short_documents():
     records = [rec(i, windows=(), tail=["buy", "now"] * 3) for i in range(1, 6)]  # 30 tokens, 3 windows
     _, _, stats = plan_shard(records, [], [], dict(STATUS, records_read=5), FLOOR, "reject", 100, 10)
     assert stats["entropy"]["windows"] == 3 and stats["entropy"]["below_floor"]
+
+
+def test_plan_shard_weighs_human_documents_on_the_run_ramp():
+    from collapseguard.transforms.weights import WeightsConfig
+
+    records = [dict(rec(1), rare_word_density=0.01, n_words=100), dict(rec(2), rare_word_density=0.2, n_words=100),
+               dict(rec(3, "anchor"), rare_word_density=0.2, n_words=100),
+               dict(rec(4, "synthetic_known"), rare_word_density=0.2, n_words=100)]
+    ramp = {"rare_density_start": 0.05, "rare_density_full": 0.1}
+    outputs, _, stats = plan_shard(records, [], [], dict(STATUS, records_read=4), FLOOR, "reject", 100, 10,
+                                   WeightsConfig(), ramp)
+    assert [r["sample_weight"] for r in outputs["human_unverified"]] == [1.0, 4.0]
+    assert outputs["anchor"][0]["sample_weight"] == 0.0 and outputs["synthetic_known"][0]["sample_weight"] == 0.0
+    assert stats["mixture"]["human_unverified"]["weighted_units"] == 500 * 10**6
+
+
+def test_density_histogram_merges_in_any_order():
+    from collapseguard.transforms.stratify import DensityHistogram
+
+    fn = DensityHistogram()
+    elements = [("k", ("record", {"stratum": s, "rare_word_density": d}))
+                for s, d in [("human_verified", 0.01), ("human_unverified", 0.01), ("human_unverified", 0.3),
+                             ("anchor", 0.5), ("synthetic_suspected", 0.5), ("human_verified", None)]]
+    parts = []
+    for chunk in (elements[:2], elements[2:]):
+        acc = fn.create_accumulator()
+        for e in chunk:
+            acc = fn.add_input(acc, e)
+        parts.append(acc)
+    assert fn.merge_accumulators(parts) == fn.merge_accumulators(parts[::-1]) == {100: 2, 3000: 1}

@@ -5,16 +5,26 @@ import pytest
 from collapseguard.transforms.weights import (
     RarityTables,
     WeightsConfig,
+    count_density,
+    density_bin,
     doc_rarity,
     human_weight,
+    rarity_ramp,
     rarity_weight,
     sample_weight,
     synthetic_weight,
 )
 
 
-def human(rwf, source=None, stratum="human_unverified"):
-    return {"stratum": stratum, "rare_word_fraction": rwf, "source": source}
+def human(density, source=None, stratum="human_unverified"):
+    return {"stratum": stratum, "rare_word_density": density, "source": source}
+
+
+def histogram(densities, stratum="human_unverified"):
+    hist = {}
+    for d in densities:
+        count_density(hist, {"stratum": stratum, "rare_word_density": d})
+    return hist
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +66,65 @@ def test_weight_is_one_without_rare_words():
     assert human_weight(human(0.0), cfg) == 1.0
     assert human_weight(human(None), cfg) == 1.0  # language without a table
     assert human_weight(human(0.0, stratum="human_verified"), cfg) == 1.0
+    # the weight reads the density, not the share of distinct words
+    assert human_weight({"stratum": "human_unverified", "rare_word_fraction": 0.9}, cfg) == 1.0
 
 
 def test_weight_rises_monotonically_and_is_capped():
-    cfg = WeightsConfig()
-    fractions = [i / 1000 for i in range(0, 1001)]
-    weights = [human_weight(human(f), cfg) for f in fractions]
-    assert all(a <= b for a, b in zip(weights, weights[1:]))
-    assert weights[-1] == cfg.cap and max(weights) <= cfg.cap
-    assert weights[0] < human_weight(human(0.065), cfg) < weights[-1]  # strictly inside the ramp
+    cfg = WeightsConfig()  # fixed ramp 0.035 -> 0.045 when no run ramp is given
+    densities = [i / 1000 for i in range(0, 1001)]
+    ramp = {"rare_density_start": 0.01, "rare_density_full": 0.3}
+    for r in (None, ramp):
+        weights = [human_weight(human(d), cfg, r) for d in densities]
+        assert all(a <= b for a, b in zip(weights, weights[1:]))
+        assert weights[0] == 1.0 and weights[-1] == cfg.cap and max(weights) <= cfg.cap
+    assert human_weight(human(0.040), cfg) == pytest.approx(2.5)  # half way up the fixed ramp
+    assert human_weight(human(0.155), cfg, ramp) == pytest.approx(2.5)  # half way up the run's ramp
+    assert human_weight(human(0.040), cfg, ramp) < human_weight(human(0.040), cfg)
     assert rarity_weight(float("nan"), cfg) == 1.0
+
+
+def test_density_histogram_counts_human_documents_only():
+    hist = {}
+    for rec in ({"stratum": "human_verified", "rare_word_density": 0.01234},
+                {"stratum": "human_unverified", "rare_word_density": 0.01239},
+                {"stratum": "human_unverified", "rare_word_density": None},
+                {"stratum": "human_unverified", "rare_word_density": float("nan")},
+                {"stratum": "anchor", "rare_word_density": 0.5},
+                {"stratum": "synthetic_known", "rare_word_density": 0.5}):
+        count_density(hist, rec)
+    assert hist == {123: 2}  # 0.0001-wide bins
+    assert density_bin(0.0) == 0 and density_bin(1.0) == density_bin(7.0) == 10_000
+
+
+def test_run_ramp_sits_on_the_run_percentiles():
+    cfg = WeightsConfig(min_calibration_documents=100)
+    densities = [(i + 0.5) / 1000 for i in range(100)]  # 0.0005, 0.0015, ..., 0.0995
+    ramp = rarity_ramp(cfg, histogram(densities))
+    # ranks q * (n - 1) = 69.3 and 79.2: the 70th and 80th smallest values, 0.0695 and 0.0795,
+    # each the lower edge of its 0.0001-wide bin
+    assert ramp == {"rare_density_start": 0.0695, "rare_density_full": 0.0795, "source": "calibrated",
+                    "calibration_documents": 100, "quantiles": [0.7, 0.8]}
+    weights = [human_weight(human(d), cfg, ramp) for d in densities]
+    assert weights.count(1.0) == 70 and weights.count(cfg.cap) == 21  # the densest fifth at the cap
+    # the ramp moves with the corpus: the same document weighs less among denser ones
+    denser = rarity_ramp(cfg, histogram([d + 0.05 for d in densities]))
+    assert human_weight(human(0.09), cfg, denser) < human_weight(human(0.09), cfg, ramp)
+
+
+def test_run_ramp_fallbacks_and_degenerate_histograms():
+    cfg = WeightsConfig(min_calibration_documents=100)
+    few = rarity_ramp(cfg, histogram([0.2] * 99))
+    assert few["source"] == "fallback_too_few_documents" and few["calibration_documents"] == 99
+    assert (few["rare_density_start"], few["rare_density_full"]) == (0.035, 0.045)
+    fixed = rarity_ramp(WeightsConfig(ramp="fixed"), histogram([0.2] * 500))
+    assert fixed["source"] == "config" and fixed["rare_density_start"] == 0.035
+    # most documents without rare words: both percentiles at 0, the ramp becomes a step
+    step = rarity_ramp(cfg, histogram([0.0] * 90 + [0.05] * 10))
+    assert (step["rare_density_start"], step["rare_density_full"]) == (0.0, 0.0001)
+    assert human_weight(human(0.0), cfg, step) == 1.0 and human_weight(human(0.001), cfg, step) == cfg.cap
+    # the histogram is a set of counts: any split and merge order gives the same ramp
+    assert rarity_ramp(cfg, histogram(sorted([0.03, 0.01] * 60))) == rarity_ramp(cfg, histogram([0.01, 0.03] * 60))
 
 
 def test_source_multipliers_stay_under_the_cap():
@@ -74,7 +133,7 @@ def test_source_multipliers_stay_under_the_cap():
     assert human_weight(human(0.0, "arxiv"), cfg) == 1.5
     assert human_weight(human(0.0, "noisy"), cfg) == 0.5
     for src in ("arxiv", "gutenberg", "huge", "other", None):
-        ws = [human_weight(human(i / 100, src), cfg) for i in range(101)]
+        ws = [human_weight(human(i / 1000, src), cfg) for i in range(101)]
         assert max(ws) <= 4.0
         assert all(a <= b for a, b in zip(ws, ws[1:]))
     assert human_weight(human(0.5, "gutenberg"), cfg) == 4.0
@@ -88,6 +147,8 @@ def test_zero_weight_strata_and_dispatch():
     assert sample_weight(human(0.2, stratum="review"), cfg, 0.5) == 0.0
     assert sample_weight(human(0.2, stratum="synthetic_known"), cfg, 0.25) == 0.25
     assert sample_weight(human(0.0), cfg, 0.25) == 1.0
+    ramp = {"rare_density_start": 0.0, "rare_density_full": 0.1}
+    assert sample_weight(human(0.05), cfg, 0.25, ramp) == human_weight(human(0.05), cfg, ramp) == 2.5
     with pytest.raises(ValueError):
         human_weight(human(0.1, stratum="nonsense"), cfg)
 
@@ -97,7 +158,9 @@ def test_config_normalises_and_validates():
     b = WeightsConfig(source_multipliers=[("a", 1.5), ("b", 2.0)])
     assert a == b and a.source_multipliers == (("a", 1.5), ("b", 2.0)) and hash(a) == hash(b)
     for bad in (dict(cap=0.5), dict(synthetic_ceiling=1.5), dict(source_multipliers={"x": -1}),
-                dict(rare_fraction_start=0.1, rare_fraction_full=0.05)):
+                dict(rare_density_start=0.1, rare_density_full=0.05), dict(ramp="adaptive"),
+                dict(ramp_start_quantile=0.8, ramp_full_quantile=0.8), dict(ramp_full_quantile=1.2),
+                dict(min_calibration_documents=0)):
         with pytest.raises(ValueError):
             WeightsConfig(**bad)
 
