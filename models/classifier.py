@@ -59,8 +59,8 @@ def prepare(text: str, view: str = DEFAULT_VIEW) -> str:
     return " ".join(tokens)
 
 
-def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 20, dim: int = 32,
-          word_ngrams: int = 2, lr: float = 0.3, min_count: int = 2, seed: int = 13,
+def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 100, dim: int = 32,
+          word_ngrams: int = 2, lr: float = 0.1, min_count: int = 2, seed: int = 13,
           quantize: bool = True, view: str = DEFAULT_VIEW) -> dict:
     """Trains on (text, label 0/1) rows and saves a .ftz (quantized) or .bin model."""
     import fasttext

@@ -65,17 +65,20 @@ def standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(z), z, 0.0)  # missing -> the training mean
 
 
-def fit_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by Newton's method (IRLS); returns (coef, intercept)."""
+def fit_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50,
+                 sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method (IRLS); returns (coef, intercept).
+    `sample_weight` scales each row's term of the log-likelihood (default 1)."""
     n, d = z.shape
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     xb = np.hstack([z, np.ones((n, 1))])
     w = np.zeros(d + 1)
     reg = np.full(d + 1, l2)
     reg[-1] = 0.0  # no penalty on the intercept
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-xb @ w))
-        grad = xb.T @ (p - y) + reg * w
-        h = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
+        grad = xb.T @ (sw * (p - y)) + reg * w
+        h = (xb * (sw * p * (1 - p))[:, None]).T @ xb + np.diag(reg) + 1e-9 * np.eye(d + 1)
         step = np.linalg.solve(h, grad)
         w -= step
         if np.max(np.abs(step)) < 1e-8:
@@ -228,12 +231,12 @@ class Detector:
 
 
 def fit_model(rows: Sequence[dict], y: np.ndarray, names: Sequence[str], target_fpr: float,
-              oof_scores: np.ndarray | None = None, l2: float = 1.0) -> dict:
+              oof_scores: np.ndarray | None = None, l2: float = 1.0, sample_weight: np.ndarray | None = None) -> dict:
     """Fits one LR model on all rows; the threshold comes from out-of-fold human scores when
     given (honest), else from in-sample scores."""
     x = feature_matrix(rows, names)
     mean, std = standardise_fit(x)
-    coef, intercept = fit_logistic(standardise(x, mean, std), y, l2=l2)
+    coef, intercept = fit_logistic(standardise(x, mean, std), y, l2=l2, sample_weight=sample_weight)
     scores = oof_scores if oof_scores is not None else predict_logistic(standardise(x, mean, std), coef, intercept)
     return {"features": list(names), "mean": mean.round(8).tolist(), "std": std.round(8).tolist(),
             "coef": coef.round(8).tolist(), "intercept": round(intercept, 8),
@@ -241,13 +244,14 @@ def fit_model(rows: Sequence[dict], y: np.ndarray, names: Sequence[str], target_
 
 
 def cross_val_scores(rows: Sequence[dict], y: np.ndarray, folds: np.ndarray, names: Sequence[str],
-                     l2: float = 1.0) -> np.ndarray:
+                     l2: float = 1.0, sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold p_synthetic: each fold scored by a model fitted on the others."""
     x = feature_matrix(rows, names)
     out = np.zeros(len(rows))
     for f in np.unique(folds):
         tr, te = folds != f, folds == f
         mean, std = standardise_fit(x[tr])
-        coef, b = fit_logistic(standardise(x[tr], mean, std), y[tr], l2=l2)
+        coef, b = fit_logistic(standardise(x[tr], mean, std), y[tr], l2=l2,
+                               sample_weight=None if sample_weight is None else sample_weight[tr])
         out[te] = predict_logistic(standardise(x[te], mean, std), coef, b)
     return out

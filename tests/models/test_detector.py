@@ -77,7 +77,7 @@ def test_classifier_trains_and_separates(tmp_path):
 
     human = [f"the old mill by the river ground corn for {i} families until the flood of that year" for i in range(60)]
     synth = [f"in today's fast-paced world, it is crucial to delve into the tapestry of topic {i}" for i in range(60)]
-    info = train([(t, 0) for t in human] + [(t, 1) for t in synth], str(tmp_path / "c.ftz"), epoch=10)
+    info = train([(t, 0) for t in human] + [(t, 1) for t in synth], str(tmp_path / "c.ftz"), epoch=10, lr=0.5)
     assert info["bytes"] > 0 and info["quantized"]
     clf = Classifier(str(tmp_path / "c.ftz"))
     p = clf.predict(["it is crucial to delve into the tapestry", "the mill by the river ground corn"])
@@ -134,7 +134,7 @@ def test_masked_classifier_ignores_topic_and_calibration_records_view(tmp_path):
     probe = ["it was said that the brimex and the tanolu were fine"]
     p = {}
     for view in ("words", "masked_top1000"):
-        train(rows, str(tmp_path / f"{view}.bin"), epoch=10, quantize=False, view=view)
+        train(rows, str(tmp_path / f"{view}.bin"), epoch=10, lr=0.5, quantize=False, view=view)
         p[view] = Classifier(str(tmp_path / f"{view}.bin"), view=view).predict(probe)[0]
     assert p["words"] > 0.9
     assert 0.3 < p["masked_top1000"] < 0.7
@@ -174,3 +174,52 @@ def test_held_out_splits_never_train_on_what_they_test():
         assert not set(domains[tr]) & set(domains[te])
         seen |= set(domains[te])
     assert seen == set(domains)
+
+
+def test_weighted_logistic_equals_duplicated_rows():
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(120, 3))
+    y = (z[:, 0] + rng.normal(0, 1, 120) > 0).astype(float)
+    w = rng.integers(1, 4, 120)
+    coef_w, b_w = D.fit_logistic(z, y, sample_weight=w)
+    coef_d, b_d = D.fit_logistic(np.repeat(z, w, axis=0), np.repeat(y, w))
+    assert np.allclose(coef_w, coef_d, atol=1e-8) and b_w == pytest.approx(b_d, abs=1e-8)
+    coef_1, _ = D.fit_logistic(z, y)
+    assert np.allclose(D.fit_logistic(z, y, sample_weight=np.ones(120))[0], coef_1)
+
+
+def test_continuations_leave_the_classifier_and_prompted_texts_weigh_more():
+    from collapseguard.pipeline.detector_cli import classifier_training_rows, fit_weights, is_continuation
+
+    rows = [{"text": "human text", "y": 0, "group": "g1"},
+            {"text": "human text and a continuation", "y": 1, "group": "g1"},  # continues g1's human
+            {"text": "a chat answer", "y": 1, "group": "chat-1"},
+            {"text": "another human", "y": 0, "group": "g2"}]
+    assert is_continuation(rows).tolist() == [False, True, False, False]
+    assert classifier_training_rows(rows) == [("human text", 0), ("a chat answer", 1), ("another human", 0)]
+    assert fit_weights(rows, 4.0).tolist() == [1.0, 1.0, 4.0, 1.0]
+
+
+def test_scores_cache_rescores_only_new_or_changed_texts(tmp_path, monkeypatch):
+    from collapseguard.pipeline import detector_cli as C
+
+    calls = []
+
+    def fake_stage(rows, scoring_model, detector, lm_max_tokens, beam_args):
+        calls.append(sorted(r["id"] for r in rows))
+        return [{"id": r["id"], "text": r["text"], "lm_mean_logprob": -float(len(r["text"])),
+                 "lm_mean_entropy": 2.0} for r in rows if r["text"]]
+
+    monkeypatch.setattr(C, "score_with_stage", fake_stage)
+    cache = str(tmp_path / "scores.jsonl")
+    rows = [{"id": "a", "text": "one", "y": 0, "group": "a"}, {"id": "b", "text": "three", "y": 1, "group": "b"}]
+    first = C.scored_rows(rows, "default", 256, [], cache)
+    assert calls == [["a", "b"]] and [r["lm_mean_logprob"] for r in first] == [-3.0, -5.0]
+    again = C.scored_rows(rows, "default", 256, [], cache)
+    assert calls == [["a", "b"]] and again == first  # nothing rescored
+    rows[1] = {"id": "b", "text": "changed!", "y": 1, "group": "b"}
+    C.scored_rows(rows + [{"id": "c", "text": "new", "y": 0, "group": "c"}], "default", 256, [], cache)
+    assert calls[-1] == ["b", "c"]  # only the changed and the new text
+    C.scored_rows(rows, "default", 512, [], cache)
+    assert calls[-1] == ["a", "b"]  # other scoring settings: everything again
+    assert first[0]["y"] == 0 and first[0]["lm_logprob_entropy_ratio"] == pytest.approx(1.5)
