@@ -32,7 +32,7 @@ CHEAP_FEATURES = ("ttr", "burstiness", "token_entropy_bits", "repetition", "rare
 CLF_FEATURE = "clf_p_synthetic"
 FEATURES = LM_FEATURES + CHEAP_FEATURES + (CLF_FEATURE,)
 NO_LM_FEATURES = CHEAP_FEATURES + (CLF_FEATURE,)
-CALIBRATION_VERSION = 1
+CALIBRATION_VERSION = 2  # 2: per-kind heads combined by max
 
 
 def derived_features(row: dict) -> dict:
@@ -220,8 +220,7 @@ class Detector:
                 continue
             m = self._model(has_lm)
             sub = [derived_features(dict(rows[i])) for i in idx]
-            z = standardise(feature_matrix(sub, m["features"]), np.array(m["mean"]), np.array(m["std"]))
-            p = predict_logistic(z, np.array(m["coef"]), m["intercept"])
+            p = predict_model(m, feature_matrix(sub, m["features"]))
             for i, v in zip(idx, p):
                 out[i] = round(float(v), 6)
         return out
@@ -230,28 +229,66 @@ class Detector:
         return float(self._model(has_lm)["threshold"])
 
 
+# A model is one logistic head, or several (`heads`) whose probabilities are combined by max.
+# Heads exist because synthetic text comes in kinds whose signals point different ways: a
+# GPT-2-era continuation is likelier and more "curved" under the scoring LM than human text,
+# while today's chat-assistant text is less likely under a 135M scorer than human text and its
+# curvature is lower (calibration.json, single_signal_auroc). One linear boundary must
+# compromise between the two; one head per kind (each fitted on human texts against that
+# kind, classes balanced) does not, and max() flags a text that looks like either kind.
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, l2: float = 1.0, balanced: bool = True) -> dict:
+    mean, std = standardise_fit(x)
+    w = None
+    if balanced and 0 < y.sum() < len(y):
+        w = np.where(y == 1, (y == 0).sum() / y.sum(), 1.0)  # each class weighs the same
+    coef, intercept = fit_logistic(standardise(x, mean, std), y, l2=l2, sample_weight=w)
+    return {"mean": mean.round(8).tolist(), "std": std.round(8).tolist(), "coef": coef.round(8).tolist(),
+            "intercept": round(intercept, 8)}
+
+
+def predict_head(head: dict, x: np.ndarray) -> np.ndarray:
+    z = standardise(x, np.array(head["mean"]), np.array(head["std"]))
+    return predict_logistic(z, np.array(head["coef"]), head["intercept"])
+
+
+def predict_model(model: dict, x: np.ndarray) -> np.ndarray:
+    if "heads" in model:
+        return np.max([predict_head(h, x) for _, h in sorted(model["heads"].items())], axis=0)
+    return predict_head(model, x)
+
+
+def fit_heads(x: np.ndarray, y: np.ndarray, kinds: np.ndarray | None, l2: float = 1.0) -> dict:
+    """One head per synthetic kind (`kinds[i]` names row i's kind; ignored for human rows), each
+    fitted on every human row against that kind's rows; a single head when `kinds` is None."""
+    if kinds is None:
+        return fit_head(x, y, l2=l2, balanced=False)
+    heads = {}
+    for kind in sorted({k for k, t in zip(kinds, y) if t == 1}):
+        m = (y == 0) | (kinds == kind)
+        heads[str(kind)] = fit_head(x[m], y[m], l2=l2)
+    return {"heads": heads}
+
+
 def fit_model(rows: Sequence[dict], y: np.ndarray, names: Sequence[str], target_fpr: float,
-              oof_scores: np.ndarray | None = None, l2: float = 1.0, sample_weight: np.ndarray | None = None) -> dict:
-    """Fits one LR model on all rows; the threshold comes from out-of-fold human scores when
+              oof_scores: np.ndarray | None = None, l2: float = 1.0, kinds: np.ndarray | None = None) -> dict:
+    """Fits the model on all rows; the threshold comes from out-of-fold human scores when
     given (honest), else from in-sample scores."""
     x = feature_matrix(rows, names)
-    mean, std = standardise_fit(x)
-    coef, intercept = fit_logistic(standardise(x, mean, std), y, l2=l2, sample_weight=sample_weight)
-    scores = oof_scores if oof_scores is not None else predict_logistic(standardise(x, mean, std), coef, intercept)
-    return {"features": list(names), "mean": mean.round(8).tolist(), "std": std.round(8).tolist(),
-            "coef": coef.round(8).tolist(), "intercept": round(intercept, 8),
-            "threshold": threshold_at_fpr(scores[y == 0], target_fpr)}
+    model = {"features": list(names), **fit_heads(x, y, kinds, l2=l2)}
+    scores = oof_scores if oof_scores is not None else predict_model(model, x)
+    model["threshold"] = threshold_at_fpr(scores[y == 0], target_fpr)
+    return model
 
 
 def cross_val_scores(rows: Sequence[dict], y: np.ndarray, folds: np.ndarray, names: Sequence[str],
-                     l2: float = 1.0, sample_weight: np.ndarray | None = None) -> np.ndarray:
+                     l2: float = 1.0, kinds: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold p_synthetic: each fold scored by a model fitted on the others."""
     x = feature_matrix(rows, names)
     out = np.zeros(len(rows))
     for f in np.unique(folds):
         tr, te = folds != f, folds == f
-        mean, std = standardise_fit(x[tr])
-        coef, b = fit_logistic(standardise(x[tr], mean, std), y[tr], l2=l2,
-                               sample_weight=None if sample_weight is None else sample_weight[tr])
-        out[te] = predict_logistic(standardise(x[te], mean, std), coef, b)
+        model = fit_heads(x[tr], y[tr], None if kinds is None else kinds[tr], l2=l2)
+        out[te] = predict_model(model, x[te])
     return out

@@ -88,15 +88,12 @@ def is_continuation(rows: list[dict]) -> np.ndarray:
     return np.array([r["y"] == 1 and r["group"] in human_groups for r in rows], dtype=bool)
 
 
-def fit_weights(rows: list[dict], prompted_weight: float) -> np.ndarray:
-    """Row weights of the combined detector's fit: `prompted_weight` for synthetic texts a model
-    wrote from a prompt alone (chat-style), 1 for the rest. Users meet today's chat models, not
-    GPT-2-era continuations; the LM signals that catch continuations rank chat text the other
-    way round (see the calibration's single-signal AUROCs), so the fit is tilted toward chat text.
-    Measured (leave-domains-out, pooled, AUROC / TPR at 1% FPR): weight 1: chat 0.902 / 0.21,
-    continuations 0.792 / 0.06; weight 4: chat 0.920 / 0.24, continuations 0.763 / 0.04."""
-    y = np.array([r["y"] for r in rows])
-    return np.where((y == 1) & ~is_continuation(rows), float(prompted_weight), 1.0)
+def synthetic_kinds(rows: list[dict]) -> np.ndarray:
+    """Each row's synthetic kind for the detector's heads (models.detector): "continuation" for
+    a synthetic text continuing a human one, "prompted" for one a model wrote from a prompt
+    alone (chat-style); human rows get "" (unused)."""
+    cont = is_continuation(rows)
+    return np.array(["" if r["y"] == 0 else ("continuation" if c else "prompted") for r, c in zip(rows, cont)])
 
 
 def classifier_training_rows(rows: list[dict]) -> list[tuple[str, int]]:
@@ -172,7 +169,7 @@ def _clf_oof(rows: list[dict], folds: np.ndarray, view: str) -> np.ndarray:
 
 
 def _fit_held_out(rows: list[dict], y: np.ndarray, train_mask: np.ndarray, test: np.ndarray, names,
-                  view: str, tmp: str, weights: np.ndarray) -> np.ndarray:
+                  view: str, tmp: str, kinds: np.ndarray) -> np.ndarray:
     """Scores of the `test` rows from a detector (classifier included) fitted on `train_mask` only."""
     from collapseguard.models.classifier import Classifier, train
 
@@ -190,10 +187,8 @@ def _fit_held_out(rows: list[dict], y: np.ndarray, train_mask: np.ndarray, test:
     for i, p in zip(te_idx, clf.predict([rows[i]["text"] for i in te_idx])):
         sub[i][D.CLF_FEATURE] = p
     x = D.feature_matrix(sub, names)
-    mean, std = D.standardise_fit(x[train_mask])
-    coef, b = D.fit_logistic(D.standardise(x[train_mask], mean, std), y[train_mask],
-                             sample_weight=weights[train_mask])
-    return D.predict_logistic(D.standardise(x[test], mean, std), coef, b)
+    model = D.fit_heads(x[train_mask], y[train_mask], kinds[train_mask])
+    return D.predict_model(model, x[test])
 
 
 def _result(rows, y, test, scores, names) -> dict:
@@ -237,7 +232,7 @@ def held_out_splits(rows: list[dict], y: np.ndarray, key: str, domain_folds: int
             yield f"fold{k}: " + ",".join(sorted(set(domains[test]))), ~test & ~np.isin(groups, groups[test]), test
 
 
-def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, weights: np.ndarray) -> dict:
+def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, kinds: np.ndarray) -> dict:
     """Leave-one-generator-out / leave-domains-out, the classifier retrained without the held-out
     part. For domains, also the pooled out-of-domain scores of all folds (`pooled`)."""
     out: dict = {}
@@ -247,7 +242,7 @@ def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, weigh
         for name, train_mask, test in held_out_splits(rows, y, key):
             if (y[train_mask] == 1).sum() == 0 or (y[test] == 0).sum() == 0 or (y[test] == 1).sum() == 0:
                 continue
-            s = _fit_held_out(rows, y, train_mask, test, names, view, tmp, weights)
+            s = _fit_held_out(rows, y, train_mask, test, names, view, tmp, kinds)
             out[name] = _result(rows, y, test, s, names)
             pooled[test] = s
     finally:
@@ -259,9 +254,9 @@ def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, weigh
 
 
 def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
-              view: str = DEFAULT_VIEW, prompted_weight: float = 4.0) -> dict:
+              view: str = DEFAULT_VIEW) -> dict:
     y = np.array([r["y"] for r in rows])
-    weights = fit_weights(rows, prompted_weight)
+    kinds = synthetic_kinds(rows)
     folds = D.group_folds([r["group"] for r in rows], 5)
     oof_clf = _clf_oof(rows, folds, view)
     for r, p in zip(rows, oof_clf):
@@ -271,8 +266,8 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
     for name, feats in (("full", D.FEATURES), ("no_lm", D.NO_LM_FEATURES)):
         if name == "full" and not has_lm:
             continue
-        oof = D.cross_val_scores(rows, y, folds, feats, sample_weight=weights)
-        models[name] = D.fit_model(rows, y, feats, target_fpr, oof_scores=oof, sample_weight=weights)
+        oof = D.cross_val_scores(rows, y, folds, feats, kinds=kinds)
+        models[name] = D.fit_model(rows, y, feats, target_fpr, oof_scores=oof, kinds=kinds)
         cv[name] = breakdown(rows, y, oof, models[name]["threshold"])
     if "full" not in models:
         models["full"] = models["no_lm"]
@@ -281,7 +276,6 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
         "calibration_version": D.CALIBRATION_VERSION,
         "target_fpr": target_fpr,
         "classifier_view": view,
-        "prompted_weight": prompted_weight,
         "threshold": models[main]["threshold"],
         "models": models,
         "training_set": {
@@ -293,8 +287,8 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
     }
     if leave_one_out:
         feats = models[main]["features"]
-        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats, view, weights)
-        out["leave_domains_out"] = _held_out(rows, y, "domain", feats, view, weights)
+        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats, view, kinds)
+        out["leave_domains_out"] = _held_out(rows, y, "domain", feats, view, kinds)
     return out
 
 
@@ -372,15 +366,11 @@ def main(command: str, argv: list[str]) -> int:
         ap.add_argument("--output", required=True, help="calibration.json to write")
         ap.add_argument("--target-fpr", type=float, default=0.01)
         ap.add_argument("--no-leave-one-out", action="store_true")
-        ap.add_argument("--prompted-weight", type=float, default=4.0,
-                        help="fit weight of synthetic texts generated from a prompt alone (chat-style) "
-                        "against 1 for continuations and human texts (default 4)")
         ap.add_argument("--scores", help="JSONL cache of scored rows: reused where it holds a document with the "
                         "same text and scoring settings, written back with the rest (refit without rescoring)")
         args, beam_args = ap.parse_known_args(argv)
         rows = scored_rows(load_labeled(args.labeled), args.scoring_model, args.lm_max_tokens, beam_args, args.scores)
-        cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out, view=args.view,
-                        prompted_weight=args.prompted_weight)
+        cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out, view=args.view)
         cal["training_set"]["inputs"] = [os.path.basename(p) for p in args.labeled]
         cal["training_set"]["scoring_model"] = args.scoring_model
         with open(args.output, "w") as f:

@@ -188,8 +188,8 @@ def test_weighted_logistic_equals_duplicated_rows():
     assert np.allclose(D.fit_logistic(z, y, sample_weight=np.ones(120))[0], coef_1)
 
 
-def test_continuations_leave_the_classifier_and_prompted_texts_weigh_more():
-    from collapseguard.pipeline.detector_cli import classifier_training_rows, fit_weights, is_continuation
+def test_continuations_leave_the_classifier_and_get_their_own_kind():
+    from collapseguard.pipeline.detector_cli import classifier_training_rows, is_continuation, synthetic_kinds
 
     rows = [{"text": "human text", "y": 0, "group": "g1"},
             {"text": "human text and a continuation", "y": 1, "group": "g1"},  # continues g1's human
@@ -197,7 +197,7 @@ def test_continuations_leave_the_classifier_and_prompted_texts_weigh_more():
             {"text": "another human", "y": 0, "group": "g2"}]
     assert is_continuation(rows).tolist() == [False, True, False, False]
     assert classifier_training_rows(rows) == [("human text", 0), ("a chat answer", 1), ("another human", 0)]
-    assert fit_weights(rows, 4.0).tolist() == [1.0, 1.0, 4.0, 1.0]
+    assert synthetic_kinds(rows).tolist() == ["", "continuation", "prompted", ""]
 
 
 def test_scores_cache_rescores_only_new_or_changed_texts(tmp_path, monkeypatch):
@@ -223,3 +223,29 @@ def test_scores_cache_rescores_only_new_or_changed_texts(tmp_path, monkeypatch):
     C.scored_rows(rows, "default", 512, [], cache)
     assert calls[-1] == ["a", "b"]  # other scoring settings: everything again
     assert first[0]["y"] == 0 and first[0]["lm_logprob_entropy_ratio"] == pytest.approx(1.5)
+
+
+def test_heads_catch_kinds_whose_signals_point_opposite_ways():
+    """Kind A sits above the humans on the signal, kind B below: one linear head cannot separate
+    both from the humans; one head per kind, combined by max, does."""
+    rng = np.random.default_rng(7)
+    n = 600
+    human = rng.normal(0, 1, n)
+    a, b = rng.normal(3, 1, n // 2), rng.normal(-3, 1, n // 2)
+    rows = [{"lm_mean_logprob": v} for v in np.concatenate([human, a, b])]
+    y = np.array([0] * n + [1] * n)
+    kinds = np.array([""] * n + ["continuation"] * (n // 2) + ["prompted"] * (n // 2))
+    names = ["lm_mean_logprob"]
+    single = D.fit_model(rows, y, names, 0.01)
+    heads = D.fit_model(rows, y, names, 0.01, kinds=kinds)
+    x = D.feature_matrix(rows, names)
+    assert set(heads["heads"]) == {"continuation", "prompted"}
+    assert D.auroc(y, D.predict_model(single, x)) < 0.7
+    assert D.auroc(y, D.predict_model(heads, x)) > 0.95
+    det = D.Detector(json.loads(json.dumps({"threshold": heads["threshold"],
+                                            "models": {"full": heads, "no_lm": heads}})))
+    p = det.predict([{"lm_mean_logprob": 3.5, "lm_mean_entropy": 1.0}, {"lm_mean_logprob": -3.5, "lm_mean_entropy": 1.0},
+                     {"lm_mean_logprob": 0.0, "lm_mean_entropy": 1.0}])
+    assert p[0] > heads["threshold"] and p[1] > heads["threshold"] and p[2] < heads["threshold"]
+    oof = D.cross_val_scores(rows, y, D.group_folds([str(i) for i in range(len(rows))], 5), names, kinds=kinds)
+    assert D.auroc(y, oof) > 0.95
