@@ -1,4 +1,4 @@
-"""Shared DoFn plumbing for the per-record scorers."""
+"""Shared Beam plumbing: the batched per-record scorer DoFn, histogram merging."""
 
 from __future__ import annotations
 
@@ -35,3 +35,13 @@ class BatchedDoFn(beam.DoFn):
     def _flush(self):
         batch, self._buffer = self._buffer, []
         return self.score_batch(batch) if batch else []
+
+
+def merge_histograms(accs) -> dict[int, int]:
+    """Sums {bin: count} histograms (CombineFn.merge_accumulators of the integer histograms that
+    make the entropy floor and the rarity ramp independent of merge order)."""
+    out: dict[int, int] = {}
+    for a in accs:
+        for b, c in a.items():
+            out[b] = out.get(b, 0) + c
+    return out

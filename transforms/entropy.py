@@ -25,6 +25,8 @@ from typing import Iterable
 
 import apache_beam as beam
 
+from collapseguard.transforms.base import merge_histograms
+
 from collapseguard.pipeline.config import EntropyConfig
 
 BIN_BITS = 0.001
@@ -61,11 +63,7 @@ class WindowHistogram(beam.CombineFn):
         return acc
 
     def merge_accumulators(self, accs):
-        out: dict[int, int] = {}
-        for a in accs:
-            for b, c in a.items():
-                out[b] = out.get(b, 0) + c
-        return out
+        return merge_histograms(accs)
 
     def extract_output(self, acc):
         return acc

@@ -12,6 +12,8 @@ import hashlib
 
 import apache_beam as beam
 
+from collapseguard.transforms.base import merge_histograms
+
 _BASE_STRATUM = {
     "verified_human": "human_verified",
     "unverified_human": "human_unverified",
@@ -156,11 +158,7 @@ class DensityHistogram(beam.CombineFn):
         return count_density(acc, element[1][1])
 
     def merge_accumulators(self, accs):
-        out: dict[int, int] = {}
-        for a in accs:
-            for b, c in a.items():
-                out[b] = out.get(b, 0) + c
-        return out
+        return merge_histograms(accs)
 
     def extract_output(self, acc):
         return acc
