@@ -25,9 +25,8 @@ from typing import Iterable
 
 import apache_beam as beam
 
-from collapseguard.transforms.base import merge_histograms
-
 from collapseguard.pipeline.config import EntropyConfig
+from collapseguard.transforms.base import merge_histograms
 
 BIN_BITS = 0.001
 
