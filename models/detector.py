@@ -1,4 +1,5 @@
-"""The combined detector: a small, inspectable logistic regression over standardised signals.
+"""The combined detector: small, inspectable logistic regressions over standardised signals,
+one head per kind of synthetic text, combined by max (see `fit_heads`).
 
 Score, then decide: `p_synthetic` is a column; the threshold, picked for a target false-positive
 rate on human documents, is applied afterwards (provenance) and recorded.
