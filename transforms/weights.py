@@ -40,6 +40,7 @@ WEIGHT_VERSION = "rare_density_quantile_ramp_v2"  # recorded next to the column 
 
 DENSITY_BINS = 10_000  # histogram bins per unit of rare_word_density (0.0001 wide) for the run's ramp
 RAMPS = ("auto", "fixed")
+SHARE_MARGIN = 1e-7  # relative, below the synthetic ceiling (see synthetic_weight)
 
 # fastText lid.176 labels whose wordfreq table has another name.
 _LANG_ALIASES = {"no": "nb", "tl": "fil"}
@@ -298,8 +299,10 @@ def human_weight(record: dict, cfg: WeightsConfig, ramp: Mapping | None = None) 
 def synthetic_weight(human_weighted_tokens: float, synthetic_tokens: float, ceiling: float) -> float:
     """The one weight w <= 1 for every synthetic document so that w*S / (H + w*S) <= ceiling.
 
-    w = min(1, ceiling*H / ((1 - ceiling)*S)), checked against the share and nudged down by
-    one float step at a time if rounding put it a hair over. Edge cases: S = 0 gives 1 (there
+    w = min(1, c*H / ((1 - c)*S)) with c = ceiling * (1 - SHARE_MARGIN), checked against the
+    share and nudged down by one float step at a time if rounding put it a hair over. The
+    relative margin (1e-7) absorbs mixture.py's rounding of each document's weighted tokens to
+    1e-6 tokens, so the share mixture.json reports is at or under the ceiling itself. Edge cases: S = 0 gives 1 (there
     is nothing to weigh, the share is 0); H = 0 with S > 0 gives 0 unless ceiling >= 1 (any
     positive w would make the share 1); ceiling <= 0 gives 0.
     """
@@ -312,8 +315,9 @@ def synthetic_weight(human_weighted_tokens: float, synthetic_tokens: float, ceil
         return 1.0
     if ceiling <= 0.0 or h == 0:
         return 0.0
-    w = min(1.0, ceiling * h / ((1.0 - ceiling) * s))
-    while w > 0.0 and w * s / (h + w * s) > ceiling:
+    target = ceiling * (1.0 - SHARE_MARGIN)
+    w = min(1.0, target * h / ((1.0 - target) * s))
+    while w > 0.0 and w * s / (h + w * s) > target:
         w = math.nextafter(w, 0.0)
     return w
 
