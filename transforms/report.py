@@ -44,7 +44,7 @@ import apache_beam as beam
 
 from collapseguard.pipeline.schema import ALL_OUTPUTS, PROVENANCE_LABELS
 
-REPORT_STATS_VERSION = 1
+REPORT_STATS_VERSION = 2  # 2: rare_word_density histogram
 
 # (column, low edge, high edge, bins): fixed edges, so histograms merge by adding integers.
 # Values outside [low, high) are counted in the first / last bin.
@@ -58,6 +58,7 @@ HIST_COLUMNS = (
     ("burstiness", 0.0, 2.0, 20),
     ("repetition", 0.0, 1.0, 20),
     ("rare_word_fraction", 0.0, 0.3, 30),
+    ("rare_word_density", 0.0, 0.15, 30),
     ("mean_zipf", 2.0, 7.0, 25),
 )
 WEIGHT_EDGES = (0.0, 5.0, 20)  # sample_weight > 0 in 0.25-wide bins; exact zeros counted apart
@@ -576,9 +577,10 @@ def _weights_section(stats: Mapping) -> str:
                      _fmt(m.get("min"), 6), _fmt(m.get("max"), 4), _fmt_int(missing.get(s, 0))])
     table = _table(["stratum", "weight 0", "weight > 0", "mean", "min", "max", "missing"], rows)
     return (panel + table
-            + '<p class="note">Human strata: 1 up to the cap, rising with rare-word fraction (tail '
-              "oversampling, Shumailov et al. 2024); synthetic strata: one small weight that keeps their "
-              "weighted token share under the ceiling (Dohmatob et al. 2025); anchor and review: 0.</p>")
+            + '<p class="note">Human strata: 1 up to the cap, rising with rare-word density (distinct '
+              "rare words per token), ramped over the run's own percentiles (tail oversampling, "
+              "Shumailov et al. 2024); synthetic strata: one small weight that keeps their weighted token "
+              "share under the ceiling (Dohmatob et al. 2025); anchor and review: 0.</p>")
 
 
 def _mixture_section(mixture: Mapping) -> str:
