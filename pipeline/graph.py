@@ -27,7 +27,7 @@ from collapseguard.transforms.read import ReadShards, Shard
 from collapseguard.transforms.signals import CheapSignalsFn
 from collapseguard.transforms.report import ReportStats
 from collapseguard.transforms.stratify import (
-    DensityHistogram, PlanShardFn, SumMixture, WriteShardFn, synthetic_weighting)
+    DensityHistogram, PlanShardFn, ReplayCommittedFn, SumMixture, WriteShardFn, synthetic_weighting)
 from collapseguard.transforms.weights import rarity_ramp
 
 
@@ -108,9 +108,23 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
         ramp=beam.pvalue.AsSingleton(ramp),
     ).with_outputs(WriteShardFn.REPORT, WriteShardFn.DIVERSITY, WriteShardFn.COVERAGE, main="stats")
 
-    report_stats = written.report | "ReportStats" >> beam.CombineGlobally(ReportStats())
-    diversity = written.diversity | "Diversity" >> beam.CombinePerKey(DiversityStats())
-    coverage = written.coverage | "RareCoverage" >> beam.CombineGlobally(RareCoverageSample())
+    # Shards an earlier run committed (--resume) feed the same combiners from their Parquet files.
+    replayed = (
+        p
+        | "CommittedShards" >> beam.Create(sorted(committed))
+        | "ReplayCommitted" >> beam.ParDo(
+            ReplayCommittedFn(output, cfg.signals.rare_zipf), weighting=beam.pvalue.AsSingleton(weighting),
+        ).with_outputs(WriteShardFn.REPORT, WriteShardFn.DIVERSITY, WriteShardFn.COVERAGE)
+    )
+    report_stats = (
+        (written.report, replayed.report) | "AllReportRows" >> beam.Flatten()
+        | "ReportStats" >> beam.CombineGlobally(ReportStats()))
+    diversity = (
+        (written.diversity, replayed.diversity) | "AllDiversityRows" >> beam.Flatten()
+        | "Diversity" >> beam.CombinePerKey(DiversityStats()))
+    coverage = (
+        (written.coverage, replayed.coverage) | "AllCoverageRows" >> beam.Flatten()
+        | "RareCoverage" >> beam.CombineGlobally(RareCoverageSample()))
     return (
         written.stats
         | "CollectStats" >> beam.combiners.ToList()

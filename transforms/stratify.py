@@ -201,6 +201,38 @@ class SumMixture(beam.CombineFn):
         return acc
 
 
+def report_columns() -> tuple[str, ...]:
+    """What ReportStats reads of a written row (text never travels to it): output columns only, so
+    a row in memory and the same row read back from Parquet give the same element."""
+    from collapseguard.pipeline.schema import OUTPUT_COLUMNS
+    from collapseguard.transforms.report import HIST_COLUMNS
+
+    wanted = ("provenance", "stratum", "source", "n_words", "sample_weight") + tuple(c for c, *_ in HIST_COLUMNS)
+    return tuple(c for c in wanted if c in OUTPUT_COLUMNS)
+
+
+def coverage_cut(weighting: dict, sample_docs: int) -> int:
+    """Documents whose sample_key is under this cut are candidates for the rare-coverage sample:
+    a superset of the `sample_docs` smallest hashes, whatever the runner's bundling."""
+    n = max(1, weighting["training_documents"])
+    return int(2**64 * min(1.0, 2.0 * sample_docs / n))
+
+
+def side_outputs(name: str, r: dict, cut: int, tables, rare_zipf: float, columns: tuple[str, ...]):
+    """(tag, element) pairs of one written row for the report, diversity and coverage combiners.
+    A pure function of the row as written, so the rows of shards committed by an earlier run,
+    read back from their Parquet files on --resume, give exactly what the first run gave."""
+    from collapseguard.transforms.mixture import sample_key
+    from collapseguard.transforms.signals import tokenize
+    from collapseguard.transforms.weights import TRAINING_STRATA_ALL, doc_rarity
+
+    yield WriteShardFn.REPORT, {k: r.get(k) for k in columns}
+    yield WriteShardFn.DIVERSITY, (name, (r["id"], r["text"][:20_000]))
+    if name in TRAINING_STRATA_ALL and sample_key(r["id"]) < cut:
+        rare = doc_rarity(tokenize(r["text"][:20_000]), r.get("lang"), tables, rare_zipf)
+        yield WriteShardFn.COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"], rare["rare_words"])
+
+
 class WriteShardFn(beam.DoFn):
     """Per planned shard: final synthetic weights, write strata + rejected, then the commit marker.
 
@@ -217,37 +249,30 @@ class WriteShardFn(beam.DoFn):
         self._fingerprint = run_fingerprint
         self._rare_zipf = rare_zipf
         self._tables = None
+        self._columns = ()
 
     def setup(self):
         from collapseguard.transforms.weights import RarityTables
 
         self._tables = RarityTables()
+        self._columns = report_columns()
 
     def process(self, item, floor_info, weighting, ramp):
         from apache_beam.pvalue import TaggedOutput
 
         from collapseguard.transforms.commit import marker, write_commit
-        from collapseguard.transforms.mixture import sample_key
-        from collapseguard.transforms.signals import tokenize
-        from collapseguard.transforms.weights import SYNTHETIC_STRATA, TRAINING_STRATA_ALL, doc_rarity
+        from collapseguard.transforms.weights import SYNTHETIC_STRATA
         from collapseguard.transforms.write import join, write_jsonl, write_parquet
 
         shard_key, (outputs, rejected, stats) = item
         w_syn = weighting["synthetic_weight"]
-        # documents whose hash is under this cut are candidates for the rare-coverage sample:
-        # a superset of the COVERAGE_DOCS smallest hashes, whatever the runner's bundling
-        n = max(1, weighting["training_documents"])
-        cut = int(2**64 * min(1.0, 2.0 * self.COVERAGE_DOCS / n))
+        cut = coverage_cut(weighting, self.COVERAGE_DOCS)
         for name, rows in outputs.items():
             for r in rows:
                 if name in SYNTHETIC_STRATA:
                     r["sample_weight"] = w_syn
-                yield TaggedOutput(self.REPORT, {k: v for k, v in r.items() if k != "text" and not k.startswith("_")})
-                yield TaggedOutput(self.DIVERSITY, (name, (r["id"], r["text"][:20_000])))
-                if name in TRAINING_STRATA_ALL and sample_key(r["id"]) < cut:
-                    rare = doc_rarity(tokenize(r["text"][:20_000]), r.get("lang"), self._tables, self._rare_zipf)
-                    yield TaggedOutput(self.COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"],
-                                                       rare["rare_words"]))
+                for tag, element in side_outputs(name, r, cut, self._tables, self._rare_zipf, self._columns):
+                    yield TaggedOutput(tag, element)
             if rows:
                 write_parquet(join(self._output, name, f"{shard_key}.parquet"), rows)
         if rejected:
@@ -255,3 +280,42 @@ class WriteShardFn(beam.DoFn):
         # last: the marker that says this shard is complete (see transforms/commit.py)
         write_commit(self._output, shard_key, marker(stats, floor_info, self._fingerprint, ramp))
         yield stats
+
+
+class ReplayCommittedFn(beam.DoFn):
+    """On --resume, per shard an earlier run committed: reads its strata Parquet files back and
+    emits the same report / diversity / coverage elements WriteShardFn emitted for it, so the
+    manifest's diversity, report.html and mixture.json's coverage cover the whole run, exactly as
+    an uninterrupted run's do."""
+
+    def __init__(self, output: str, rare_zipf: float):
+        self._output = output
+        self._rare_zipf = rare_zipf
+        self._tables = None
+        self._columns = ()
+
+    def setup(self):
+        from collapseguard.transforms.weights import RarityTables
+
+        self._tables = RarityTables()
+        self._columns = report_columns()
+
+    def process(self, shard_key, weighting):
+        import pyarrow.parquet as pq
+        from apache_beam.pvalue import TaggedOutput
+        from fsspec.core import url_to_fs
+
+        from collapseguard.pipeline.schema import ALL_OUTPUTS
+        from collapseguard.transforms.write import join
+
+        cut = coverage_cut(weighting, WriteShardFn.COVERAGE_DOCS)
+        for name in ALL_OUTPUTS:
+            fs, path = url_to_fs(join(self._output, name, f"{shard_key}.parquet"))
+            if not fs.exists(path):
+                continue
+            with fs.open(path, "rb") as f:
+                rows = pq.read_table(f, columns=sorted(set(self._columns) | {"id", "text", "lang"})).to_pylist()
+            rows.sort(key=lambda r: r["id"])  # element order is irrelevant to the combiners; fixed anyway
+            for r in rows:
+                for tag, element in side_outputs(name, r, cut, self._tables, self._rare_zipf, self._columns):
+                    yield TaggedOutput(tag, element)

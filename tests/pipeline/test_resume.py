@@ -70,8 +70,14 @@ def test_kill_midway_then_resume_equals_uninterrupted(tmp_path):
     m_full = json.load(open(os.path.join(full, "manifest.json")))
     m_res = json.load(open(os.path.join(killed, "manifest.json")))
     assert m_res["conserved"]
-    for key in ("records_read", "records_rejected", "records_by_stratum", "rejected_by_reason", "entropy", "shards"):
+    for key in ("records_read", "records_rejected", "records_by_stratum", "rejected_by_reason", "entropy", "shards",
+                "weights", "diversity"):
         assert m_res[key] == m_full[key], key
+    # the rarity ramp was calibrated on the run's own documents (not the fixed fallback), and the
+    # resumed run reused it: same ramp, same weights
+    assert m_full["weights"]["rarity_ramp"]["source"] == "calibrated"
+    with open(os.path.join(full, "mixture.json")) as a, open(os.path.join(killed, "mixture.json")) as b:
+        assert a.read() == b.read()
     assert not glob.glob(os.path.join(killed, "**", ".tmp-*"), recursive=True)
 
 
