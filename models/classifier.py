@@ -59,10 +59,17 @@ def prepare(text: str, view: str = DEFAULT_VIEW) -> str:
     return " ".join(tokens)
 
 
-def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 100, dim: int = 32,
-          word_ngrams: int = 2, lr: float = 0.1, min_count: int = 2, seed: int = 13,
+def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 400, dim: int = 32,
+          word_ngrams: int = 2, lr: float = 0.05, min_count: int = 2, seed: int = 13,
           quantize: bool = True, view: str = DEFAULT_VIEW) -> dict:
-    """Trains on (text, label 0/1) rows and saves a .ftz (quantized) or .bin model."""
+    """Trains on (text, label 0/1) rows and saves a .ftz (quantized) or .bin model.
+
+    Defaults measured on the classifier alone, chat-assistant texts against human texts of
+    domains it never saw (leave-domains-out, 4 folds pooled; AUROC / TPR at 1% FPR):
+    100 epochs at lr 0.1: 0.904 / 0.35; 200 at 0.05: 0.923 / 0.41; 400 at 0.05: 0.932 / 0.45;
+    800 at 0.05: 0.935 / 0.48 (twice the time again). Char n-grams (3-5): 0.873 / 0.25;
+    word trigrams and dim 100 changed nothing.
+    """
     import fasttext
 
     check_view(view)
@@ -82,7 +89,8 @@ def train(rows: Iterable[tuple[str, int]], out_path: str, *, epoch: int = 100, d
     finally:
         os.unlink(train_file)
     return {"documents": len(rows), "synthetic": sum(1 for _, y in rows if y), "epoch": epoch, "dim": dim,
-            "word_ngrams": word_ngrams, "quantized": quantize, "bytes": os.path.getsize(out_path), "view": view}
+            "word_ngrams": word_ngrams, "lr": lr, "min_count": min_count, "quantized": quantize,
+            "bytes": os.path.getsize(out_path), "view": view}
 
 
 class Classifier:
@@ -101,3 +109,20 @@ class Classifier:
             d = dict(zip(labs, (float(p) for p in ps)))
             out.append(round(min(1.0, d.get(LABELS[1], 1.0 - d.get(LABELS[0], 0.5))), 6))
         return out
+
+
+def train_and_predict(job: tuple) -> list[float]:
+    """One (training rows, texts to score, view) job: trains an unquantized model in a private
+    temp folder and returns P(synthetic) for the texts. A top-level function, so calibrate can
+    run several jobs in worker processes; each training is single-threaded with a fixed seed, so
+    the result does not depend on how many run at once."""
+    rows, texts, view = job
+    folder = tempfile.mkdtemp(prefix="cg-clf-")
+    try:
+        path = os.path.join(folder, "m.bin")
+        train(rows, path, quantize=False, view=view)
+        return Classifier(path, view=view).predict(texts)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)

@@ -150,41 +150,56 @@ def scored_rows(rows: list[dict], scoring_model: str, lm_max_tokens: int, beam_a
     return out
 
 
-def _clf_oof(rows: list[dict], folds: np.ndarray, view: str) -> np.ndarray:
-    """Out-of-fold classifier probabilities (a fastText model per fold)."""
-    from collapseguard.models.classifier import Classifier, train
+def run_classifier_jobs(jobs: list[tuple], workers: int = 1) -> list[list[float]]:
+    """Runs `classifier.train_and_predict` jobs, in `workers` processes when > 1 (spawned: the
+    parent may hold torch threads). Results come back in job order and each job is
+    deterministic, so the output is the same for any `workers`."""
+    from collapseguard.models.classifier import train_and_predict
 
+    if workers <= 1 or len(jobs) <= 1:
+        return [train_and_predict(j) for j in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(train_and_predict, jobs))
+
+
+def _oof_jobs(rows: list[dict], folds: np.ndarray, view: str) -> tuple[list[tuple], list[np.ndarray]]:
+    jobs, where = [], []
+    for f in np.unique(folds):
+        idx = np.flatnonzero(folds == f)
+        jobs.append((classifier_training_rows([r for r, k in zip(rows, folds) if k != f]),
+                     [rows[i]["text"] for i in idx], view))
+        where.append(idx)
+    return jobs, where
+
+
+def _clf_oof(rows: list[dict], folds: np.ndarray, view: str, workers: int = 1) -> np.ndarray:
+    """Out-of-fold classifier probabilities (a fastText model per fold)."""
+    jobs, where = _oof_jobs(rows, folds, view)
     out = np.zeros(len(rows))
-    tmp = tempfile.mkdtemp(prefix="cg-clf-")
-    try:
-        for f in np.unique(folds):
-            tr = classifier_training_rows([r for r, k in zip(rows, folds) if k != f])
-            path = os.path.join(tmp, f"fold{f}.bin")
-            train(tr, path, quantize=False, view=view)
-            idx = np.flatnonzero(folds == f)
-            out[idx] = Classifier(path, view=view).predict([rows[i]["text"] for i in idx])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for idx, probs in zip(where, run_classifier_jobs(jobs, workers)):
+        out[idx] = probs
     return out
 
 
 def _fit_held_out(rows: list[dict], y: np.ndarray, train_mask: np.ndarray, test: np.ndarray, names,
-                  view: str, tmp: str, kinds: np.ndarray) -> np.ndarray:
+                  view: str, kinds: np.ndarray, workers: int = 1) -> np.ndarray:
     """Scores of the `test` rows from a detector (classifier included) fitted on `train_mask` only."""
-    from collapseguard.models.classifier import Classifier, train
-
     groups = np.array([r["group"] for r in rows])
-    path = os.path.join(tmp, "m.bin")
-    train(classifier_training_rows([rows[i] for i in np.flatnonzero(train_mask)]), path, quantize=False, view=view)
-    clf = Classifier(path, view=view)
+    tr_idx, te_idx = np.flatnonzero(train_mask), np.flatnonzero(test)
+    # the classifier feature of training rows must be out-of-fold too: 5 models for those, one
+    # model on all training rows for the test rows, trained together
+    jobs, where = _oof_jobs([rows[i] for i in tr_idx], D.group_folds(groups[tr_idx], 5), view)
+    jobs.append((classifier_training_rows([rows[i] for i in tr_idx]), [rows[i]["text"] for i in te_idx], view))
+    results = run_classifier_jobs(jobs, workers)
     sub = [dict(r) for r in rows]
-    # the classifier feature of training rows must be out-of-fold too
-    tr_idx = np.flatnonzero(train_mask)
-    oof = _clf_oof([rows[i] for i in tr_idx], D.group_folds(groups[tr_idx], 5), view)
-    for i, p in zip(tr_idx, oof):
-        sub[i][D.CLF_FEATURE] = float(p)
-    te_idx = np.flatnonzero(test)
-    for i, p in zip(te_idx, clf.predict([rows[i]["text"] for i in te_idx])):
+    for idx, probs in zip(where, results[:-1]):
+        for i, p in zip(tr_idx[idx], probs):
+            sub[i][D.CLF_FEATURE] = float(p)
+    for i, p in zip(te_idx, results[-1]):
         sub[i][D.CLF_FEATURE] = p
     x = D.feature_matrix(sub, names)
     model = D.fit_heads(x[train_mask], y[train_mask], kinds[train_mask])
@@ -232,21 +247,18 @@ def held_out_splits(rows: list[dict], y: np.ndarray, key: str, domain_folds: int
             yield f"fold{k}: " + ",".join(sorted(set(domains[test]))), ~test & ~np.isin(groups, groups[test]), test
 
 
-def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, kinds: np.ndarray) -> dict:
+def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, kinds: np.ndarray,
+              workers: int = 1) -> dict:
     """Leave-one-generator-out / leave-domains-out, the classifier retrained without the held-out
     part. For domains, also the pooled out-of-domain scores of all folds (`pooled`)."""
     out: dict = {}
     pooled = np.full(len(rows), np.nan)
-    tmp = tempfile.mkdtemp(prefix="cg-lo-")
-    try:
-        for name, train_mask, test in held_out_splits(rows, y, key):
-            if (y[train_mask] == 1).sum() == 0 or (y[test] == 0).sum() == 0 or (y[test] == 1).sum() == 0:
-                continue
-            s = _fit_held_out(rows, y, train_mask, test, names, view, tmp, kinds)
-            out[name] = _result(rows, y, test, s, names)
-            pooled[test] = s
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for name, train_mask, test in held_out_splits(rows, y, key):
+        if (y[train_mask] == 1).sum() == 0 or (y[test] == 0).sum() == 0 or (y[test] == 1).sum() == 0:
+            continue
+        s = _fit_held_out(rows, y, train_mask, test, names, view, kinds, workers)
+        out[name] = _result(rows, y, test, s, names)
+        pooled[test] = s
     if key == "domain" and np.isfinite(pooled).any():
         m = np.isfinite(pooled)
         out["pooled"] = breakdown([r for r, k in zip(rows, m) if k], y[m], pooled[m], None)
@@ -254,11 +266,13 @@ def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, kinds
 
 
 def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
-              view: str = DEFAULT_VIEW) -> dict:
+              view: str = DEFAULT_VIEW, workers: int = 1) -> dict:
+    """Fits the detector and measures it; `workers` processes train the fastText models (about
+    70 with the held-out checks), with the same result for any number."""
     y = np.array([r["y"] for r in rows])
     kinds = synthetic_kinds(rows)
     folds = D.group_folds([r["group"] for r in rows], 5)
-    oof_clf = _clf_oof(rows, folds, view)
+    oof_clf = _clf_oof(rows, folds, view, workers)
     for r, p in zip(rows, oof_clf):
         r[D.CLF_FEATURE] = float(p)
     has_lm = any(r.get("lm_mean_logprob") is not None for r in rows)
@@ -287,8 +301,8 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
     }
     if leave_one_out:
         feats = models[main]["features"]
-        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats, view, kinds)
-        out["leave_domains_out"] = _held_out(rows, y, "domain", feats, view, kinds)
+        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats, view, kinds, workers)
+        out["leave_domains_out"] = _held_out(rows, y, "domain", feats, view, kinds, workers)
     return out
 
 
@@ -366,11 +380,17 @@ def main(command: str, argv: list[str]) -> int:
         ap.add_argument("--output", required=True, help="calibration.json to write")
         ap.add_argument("--target-fpr", type=float, default=0.01)
         ap.add_argument("--no-leave-one-out", action="store_true")
+        ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="processes training the fastText models (default: one per CPU; the result is "
+                             "the same for any number)")
         ap.add_argument("--scores", help="JSONL cache of scored rows: reused where it holds a document with the "
                         "same text and scoring settings, written back with the rest (refit without rescoring)")
         args, beam_args = ap.parse_known_args(argv)
         rows = scored_rows(load_labeled(args.labeled), args.scoring_model, args.lm_max_tokens, beam_args, args.scores)
-        cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out, view=args.view)
+        if args.jobs < 1:
+            ap.error(f"--jobs must be >= 1, got {args.jobs}")
+        cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out, view=args.view,
+                        workers=args.jobs)
         cal["training_set"]["inputs"] = [os.path.basename(p) for p in args.labeled]
         cal["training_set"]["scoring_model"] = args.scoring_model
         with open(args.output, "w") as f:

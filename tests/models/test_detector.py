@@ -147,6 +147,22 @@ def test_masked_classifier_ignores_topic_and_calibration_records_view(tmp_path):
     assert D.Detector({"threshold": 0.5, "models": {}}).classifier_view == "words"  # older calibrations
 
 
+def test_classifier_jobs_give_the_same_result_in_worker_processes():
+    """calibrate trains its ~70 fastText models in spawned processes; job order and every
+    probability must be what one process computes."""
+    from collapseguard.pipeline.detector_cli import run_classifier_jobs
+
+    human = [f"the mill by the river {w} ground corn before the flood" for w in ("old", "new", "red", "wet")] * 8
+    synth = [f"it is crucial to delve into the {w} tapestry of ideas" for w in ("rich", "vast", "deep", "bold")] * 8
+    rows = [(t, 0) for t in human] + [(t, 1) for t in synth]
+    probes = ["the river mill ground corn", "delve into the tapestry", "a crucial flood"]
+    jobs = [(rows, probes, "words"), (rows[::2], probes[::-1], "words"), (rows, probes, "masked_top1000")]
+    serial = run_classifier_jobs(jobs, workers=1)
+    assert run_classifier_jobs(jobs, workers=2) == serial
+    assert serial[0][0] < 0.5 < serial[0][1]
+    assert len(serial) == 3 and all(len(p) == 3 for p in serial)
+
+
 def test_held_out_splits_never_train_on_what_they_test():
     from collapseguard.pipeline.detector_cli import held_out_splits
 
