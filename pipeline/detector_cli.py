@@ -386,9 +386,9 @@ def main(command: str, argv: list[str]) -> int:
         ap.add_argument("--scores", help="JSONL cache of scored rows: reused where it holds a document with the "
                         "same text and scoring settings, written back with the rest (refit without rescoring)")
         args, beam_args = ap.parse_known_args(argv)
-        rows = scored_rows(load_labeled(args.labeled), args.scoring_model, args.lm_max_tokens, beam_args, args.scores)
-        if args.jobs < 1:
+        if args.jobs < 1:  # before the slow scoring
             ap.error(f"--jobs must be >= 1, got {args.jobs}")
+        rows = scored_rows(load_labeled(args.labeled), args.scoring_model, args.lm_max_tokens, beam_args, args.scores)
         cal = calibrate(rows, args.target_fpr, leave_one_out=not args.no_leave_one_out, view=args.view,
                         workers=args.jobs)
         cal["training_set"]["inputs"] = [os.path.basename(p) for p in args.labeled]

@@ -265,3 +265,17 @@ def test_heads_catch_kinds_whose_signals_point_opposite_ways():
     assert p[0] > heads["threshold"] and p[1] > heads["threshold"] and p[2] < heads["threshold"]
     oof = D.cross_val_scores(rows, y, D.group_folds([str(i) for i in range(len(rows))], 5), names, kinds=kinds)
     assert D.auroc(y, oof) > 0.95
+
+
+def test_calibrate_refuses_bad_jobs_before_scoring(tmp_path, monkeypatch):
+    from collapseguard.pipeline import detector_cli as C
+
+    def no_scoring(*a, **k):
+        raise AssertionError("scored before validating --jobs")
+
+    monkeypatch.setattr(C, "scored_rows", no_scoring)
+    labeled = tmp_path / "l.jsonl"
+    labeled.write_text('{"id": "a", "text": "some words here", "label": "human"}\n')
+    with pytest.raises(SystemExit) as e:
+        C.main("calibrate", ["--labeled", str(labeled), "--output", str(tmp_path / "c.json"), "--jobs", "0"])
+    assert e.value.code == 2
