@@ -2,9 +2,9 @@
 
     python models/training/chat_corpus.py      # chat/*.jsonl -> data/synthetic-chat.jsonl
 
-`data/chat/{a..y}.jsonl` hold 1,390 texts written by a modern chat assistant (Claude, run as
+`data/chat/{a..y,za..zf}.jsonl` hold 1,690 texts written by a modern chat assistant (Claude, run as
 development agents on 2026-11-22; `generator: claude-agent`), each answering a realistic user
-request (`prompt`) in one of 106 domains (`domain`: fiction, reviews, health_medicine,
+request (`prompt`) in one of 124 domains (`domain`: fiction, reviews, health_medicine,
 seo_web_content, rewrite_summarise, ...), in plain prose or with the markdown the assistant
 chose, 80-450 words. They are kept as written. The training file normalises whitespace to
 single spaces, as labeled-dev and every human source here are: otherwise the layout itself
