@@ -6,7 +6,7 @@
 development agents on 2026-11-22; `generator: claude-agent`), each answering a realistic user
 request (`prompt`) in one of 124 domains (`domain`: fiction, reviews, health_medicine,
 seo_web_content, rewrite_summarise, ...), in plain prose or with the markdown the assistant
-chose, 80-450 words. They are kept as written. The training file normalises whitespace to
+chose, 50-450 words. They are kept as written. The training file normalises whitespace to
 single spaces, as labeled-dev and every human source here are: otherwise the layout itself
 (paragraph breaks, which the human sources lost) would be the easiest thing to learn.
 Each text is its own group (no human pair continues it).
