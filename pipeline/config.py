@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from collapseguard.transforms.weights import WeightsConfig
+
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid. The message says which and why."""
@@ -73,34 +75,31 @@ class StratifyConfig:
     anchor_salt: str = "collapseguard-anchor-v1"
 
 
+_WEIGHTS = WeightsConfig()  # the defaults live there, once
+
+
 @dataclass(frozen=True)
 class WeightsSection:
-    """sample_weight: tail oversampling of human text, a ceiling on synthetic tokens."""
+    """sample_weight: tail oversampling of human text, a ceiling on synthetic tokens. Every key
+    here is a `transforms.weights.WeightsConfig` field of the same name and default."""
 
-    cap: float = 4.0
-    synthetic_ceiling: float = 0.001  # weighted token share of synthetic text (Dohmatob et al. 2025)
+    cap: float = _WEIGHTS.cap
+    # weighted token share of synthetic text (Dohmatob et al. 2025)
+    synthetic_ceiling: float = _WEIGHTS.synthetic_ceiling
     source_multipliers: dict = field(default_factory=dict)  # e.g. {arxiv: 1.5, gutenberg: 2.0}
     # rarity ramp over rare_word_density: "auto" = between these quantiles of the run's human
     # documents (fixed ramp below with fewer than min_calibration_documents); "fixed" = always
     # the fixed ramp (see transforms/weights.py: rarity_ramp)
-    ramp: str = "auto"
-    ramp_start_quantile: float = 0.7
-    ramp_full_quantile: float = 0.8
-    min_calibration_documents: int = 100
-    rare_density_start: float = 0.035
-    rare_density_full: float = 0.045
+    ramp: str = _WEIGHTS.ramp
+    ramp_start_quantile: float = _WEIGHTS.ramp_start_quantile
+    ramp_full_quantile: float = _WEIGHTS.ramp_full_quantile
+    min_calibration_documents: int = _WEIGHTS.min_calibration_documents
+    rare_density_start: float = _WEIGHTS.rare_density_start
+    rare_density_full: float = _WEIGHTS.rare_density_full
 
-    def to_weights_config(self):
-        from collapseguard.transforms.weights import WeightsConfig
-
-        return WeightsConfig(cap=self.cap, synthetic_ceiling=self.synthetic_ceiling,
-                             source_multipliers=dict(self.source_multipliers),
-                             ramp=self.ramp,
-                             ramp_start_quantile=self.ramp_start_quantile,
-                             ramp_full_quantile=self.ramp_full_quantile,
-                             min_calibration_documents=self.min_calibration_documents,
-                             rare_density_start=self.rare_density_start,
-                             rare_density_full=self.rare_density_full)
+    def to_weights_config(self) -> WeightsConfig:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return WeightsConfig(**{**values, "source_multipliers": dict(self.source_multipliers)})
 
 
 @dataclass(frozen=True)

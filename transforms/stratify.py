@@ -226,67 +226,19 @@ def side_outputs(name: str, r: dict, cut: int, tables, rare_zipf: float, columns
     from collapseguard.transforms.signals import tokenize
     from collapseguard.transforms.weights import TRAINING_STRATA_ALL, doc_rarity
 
-    yield WriteShardFn.REPORT, {k: r.get(k) for k in columns}
-    yield WriteShardFn.DIVERSITY, (name, (r["id"], r["text"][:20_000]))
+    yield _SideOutputsFn.REPORT, {k: r.get(k) for k in columns}
+    yield _SideOutputsFn.DIVERSITY, (name, (r["id"], r["text"][:20_000]))
     if name in TRAINING_STRATA_ALL and sample_key(r["id"]) < cut:
         rare = doc_rarity(tokenize(r["text"][:20_000]), r.get("lang"), tables, rare_zipf)
-        yield WriteShardFn.COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"], rare["rare_words"])
+        yield _SideOutputsFn.COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"], rare["rare_words"])
 
 
-class WriteShardFn(beam.DoFn):
-    """Per planned shard: final synthetic weights, write strata + rejected, then the commit marker.
-
-    Main output: the shard's stats. Tagged 'report': light per-document rows for the report's
-    combiners (no text); 'diversity': (stratum, (id, text)); 'coverage': rare-word sample rows
-    for the documents a hash preselects (only those pay for the rarity lookup).
-    """
+class _SideOutputsFn(beam.DoFn):
+    """Base of the DoFns that feed written rows to the report, diversity and coverage combiners
+    (`side_outputs`): the tags, the rarity tables, the report columns."""
 
     REPORT, DIVERSITY, COVERAGE = "report", "diversity", "coverage"
     COVERAGE_DOCS = 2000
-
-    def __init__(self, output: str, run_fingerprint: str, rare_zipf: float):
-        self._output = output
-        self._fingerprint = run_fingerprint
-        self._rare_zipf = rare_zipf
-        self._tables = None
-        self._columns = ()
-
-    def setup(self):
-        from collapseguard.transforms.weights import RarityTables
-
-        self._tables = RarityTables()
-        self._columns = report_columns()
-
-    def process(self, item, floor_info, weighting, ramp):
-        from apache_beam.pvalue import TaggedOutput
-
-        from collapseguard.transforms.commit import marker, write_commit
-        from collapseguard.transforms.weights import SYNTHETIC_STRATA
-        from collapseguard.transforms.write import join, write_jsonl, write_parquet
-
-        shard_key, (outputs, rejected, stats) = item
-        w_syn = weighting["synthetic_weight"]
-        cut = coverage_cut(weighting, self.COVERAGE_DOCS)
-        for name, rows in outputs.items():
-            for r in rows:
-                if name in SYNTHETIC_STRATA:
-                    r["sample_weight"] = w_syn
-                for tag, element in side_outputs(name, r, cut, self._tables, self._rare_zipf, self._columns):
-                    yield TaggedOutput(tag, element)
-            if rows:
-                write_parquet(join(self._output, name, f"{shard_key}.parquet"), rows)
-        if rejected:
-            write_jsonl(join(self._output, "rejected", f"{shard_key}.jsonl"), rejected)
-        # last: the marker that says this shard is complete (see transforms/commit.py)
-        write_commit(self._output, shard_key, marker(stats, floor_info, self._fingerprint, ramp))
-        yield stats
-
-
-class ReplayCommittedFn(beam.DoFn):
-    """On --resume, per shard an earlier run committed: reads its strata Parquet files back and
-    emits the same report / diversity / coverage elements WriteShardFn emitted for it, so the
-    manifest's diversity, report.html and mixture.json's coverage cover the whole run, exactly as
-    an uninterrupted run's do."""
 
     def __init__(self, output: str, rare_zipf: float):
         self._output = output
@@ -300,15 +252,61 @@ class ReplayCommittedFn(beam.DoFn):
         self._tables = RarityTables()
         self._columns = report_columns()
 
+    def _side_outputs(self, name: str, r: dict, cut: int):
+        from apache_beam.pvalue import TaggedOutput
+
+        for tag, element in side_outputs(name, r, cut, self._tables, self._rare_zipf, self._columns):
+            yield TaggedOutput(tag, element)
+
+
+class WriteShardFn(_SideOutputsFn):
+    """Per planned shard: final synthetic weights, write strata + rejected, then the commit marker.
+
+    Main output: the shard's stats. Tagged 'report': light per-document rows for the report's
+    combiners (no text); 'diversity': (stratum, (id, text)); 'coverage': rare-word sample rows
+    for the documents a hash preselects (only those pay for the rarity lookup).
+    """
+
+    def __init__(self, output: str, run_fingerprint: str, rare_zipf: float):
+        super().__init__(output, rare_zipf)
+        self._fingerprint = run_fingerprint
+
+    def process(self, item, floor_info, weighting, ramp):
+        from collapseguard.transforms.commit import marker, write_commit
+        from collapseguard.transforms.weights import SYNTHETIC_STRATA
+        from collapseguard.transforms.write import join, write_jsonl, write_parquet
+
+        shard_key, (outputs, rejected, stats) = item
+        w_syn = weighting["synthetic_weight"]
+        cut = coverage_cut(weighting, self.COVERAGE_DOCS)
+        for name, rows in outputs.items():
+            for r in rows:
+                if name in SYNTHETIC_STRATA:
+                    r["sample_weight"] = w_syn
+                yield from self._side_outputs(name, r, cut)
+            if rows:
+                write_parquet(join(self._output, name, f"{shard_key}.parquet"), rows)
+        if rejected:
+            write_jsonl(join(self._output, "rejected", f"{shard_key}.jsonl"), rejected)
+        # last: the marker that says this shard is complete (see transforms/commit.py)
+        write_commit(self._output, shard_key, marker(stats, floor_info, self._fingerprint, ramp))
+        yield stats
+
+
+class ReplayCommittedFn(_SideOutputsFn):
+    """On --resume, per shard an earlier run committed: reads its strata Parquet files back and
+    emits the same report / diversity / coverage elements WriteShardFn emitted for it, so the
+    manifest's diversity, report.html and mixture.json's coverage cover the whole run, exactly as
+    an uninterrupted run's do."""
+
     def process(self, shard_key, weighting):
         import pyarrow.parquet as pq
-        from apache_beam.pvalue import TaggedOutput
         from fsspec.core import url_to_fs
 
         from collapseguard.pipeline.schema import ALL_OUTPUTS
         from collapseguard.transforms.write import join
 
-        cut = coverage_cut(weighting, WriteShardFn.COVERAGE_DOCS)
+        cut = coverage_cut(weighting, self.COVERAGE_DOCS)
         for name in ALL_OUTPUTS:
             fs, path = url_to_fs(join(self._output, name, f"{shard_key}.parquet"))
             if not fs.exists(path):
@@ -317,5 +315,4 @@ class ReplayCommittedFn(beam.DoFn):
                 rows = pq.read_table(f, columns=sorted(set(self._columns) | {"id", "text", "lang"})).to_pylist()
             rows.sort(key=lambda r: r["id"])  # element order is irrelevant to the combiners; fixed anyway
             for r in rows:
-                for tag, element in side_outputs(name, r, cut, self._tables, self._rare_zipf, self._columns):
-                    yield TaggedOutput(tag, element)
+                yield from self._side_outputs(name, r, cut)
