@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -123,6 +124,4 @@ def train_and_predict(job: tuple) -> list[float]:
         train(rows, path, quantize=False, view=view)
         return Classifier(path, view=view).predict(texts)
     finally:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
