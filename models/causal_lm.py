@@ -11,6 +11,9 @@ p_t the model's next-token distribution at position t and x_t the observed next 
 - lm_mean_entropy: mean over t of the predictive entropy H(p_t) = -mu_t, in nats.
 - lm_tokens: positions scored (tokens after truncation, minus one). Documents under two
   tokens score nothing: lm_tokens 0 and the three statistics None.
+- lm_embedding (only when asked for, `embedding=True`): the mean over the document's tokens of
+  the hidden state after layer round(EMBEDDING_DEPTH x layers), as float32 values; a linear
+  probe on it is one of the detector's features (models/detector.py). Same forward pass.
 
 The statistics are pure functions of (logits, labels, mask) computed in float32 whatever the
 model's dtype, in chunks of positions so memory stays bounded; by default the per-position
@@ -54,6 +57,12 @@ SCORER_VERSION = "causal_lm_fdg_analytic_v1"
 LM_FIELDS = ("lm_mean_logprob", "lm_fdg_curvature", "lm_mean_entropy", "lm_tokens")
 LM_ERROR = "lm_error"
 LM_COLUMNS = LM_FIELDS + (LM_ERROR,)
+LM_EMBEDDING = "lm_embedding"
+# Which hidden state is pooled: the one after layer round(EMBEDDING_DEPTH x num layers) (18 of
+# SmolLM2-135M's 30). Measured (probe alone, chat texts vs human texts of unseen domains,
+# AUROC / TPR at 1% FPR): after layer 12: 0.953 / 0.50, 18: 0.971 / 0.61, 24: 0.945 / 0.51,
+# 30 (the last): 0.922 / 0.42.
+EMBEDDING_DEPTH = 0.6
 METRICS_NAMESPACE = "collapseguard_lm"
 
 DEFAULT_MAX_TOKENS = 512
@@ -324,12 +333,32 @@ def summarize(n: int, sum_logprob: float, sum_mu: float, sum_var: float) -> dict
     }
 
 
-def empty_scores(lm_tokens: int | None = None, error: str | None = None) -> dict:
+def empty_scores(lm_tokens: int | None = None, error: str | None = None, embedding: bool = False) -> dict:
     """lm_* fields of a document that was not (or could not be) scored."""
     out = {name: None for name in LM_FIELDS}
     out["lm_tokens"] = lm_tokens
     out[LM_ERROR] = error
+    if embedding:
+        out[LM_EMBEDDING] = None
     return out
+
+
+def embedding_layer(model_config, depth: float = EMBEDDING_DEPTH) -> int:
+    """Index into a transformers model's `hidden_states` (0 = the token embeddings, L = after
+    the last of L layers) of the state that `lm_embedding` pools."""
+    layers = int(model_config.num_hidden_layers)
+    return min(layers, max(1, int(round(depth * layers))))
+
+
+def mean_pool(hidden, lengths):
+    """Mean over each row's first `lengths[b]` positions of `hidden` [B, T, D], in float32
+    whatever the model's dtype; right padding past a row's length is ignored."""
+    import torch
+
+    t = hidden.shape[1]
+    keep = (torch.arange(t, device=hidden.device)[None, :] < lengths[:, None]).to(torch.float32)
+    total = torch.einsum("btd,bt->bd", hidden.to(torch.float32), keep)
+    return total / lengths.clamp_min(1).to(torch.float32)[:, None]
 
 
 def short_error(exc: BaseException | str, limit: int = 200) -> str:
@@ -397,6 +426,7 @@ class LMConfig:
     local_files_only: bool = True
     stats_kernel: str = "auto"
     cpu_threads: Optional[int] = None
+    embedding: bool = False
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -420,7 +450,7 @@ class CausalLMScorer:
     values, so the object can sit behind Beam's MultiProcessShared proxy."""
 
     def __init__(self, model, tokenizer, *, max_tokens: int = DEFAULT_MAX_TOKENS,
-                 token_budget: int | None = None, stats_kernel: str = "auto"):
+                 token_budget: int | None = None, stats_kernel: str = "auto", embedding: bool = False):
         self._model = model
         self._tokenizer = tokenizer
         self._device = next(model.parameters()).device
@@ -438,6 +468,7 @@ class CausalLMScorer:
         self._lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
         self._moments = _select_moments(stats_kernel, model)
+        self.embedding_layer = embedding_layer(model.config) if embedding else None
 
     @classmethod
     def load(cls, config: LMConfig) -> "CausalLMScorer":
@@ -459,8 +490,8 @@ class CausalLMScorer:
         )
         model.to(device).eval()
         _LOG.info("causal LM %s loaded from %s on %s (%s)", config.model, source, device, dtype)
-        return cls(model, tokenizer, max_tokens=config.max_tokens,
-                   token_budget=config.token_budget, stats_kernel=config.stats_kernel)
+        return cls(model, tokenizer, max_tokens=config.max_tokens, token_budget=config.token_budget,
+                   stats_kernel=config.stats_kernel, embedding=config.embedding)
 
     def describe(self) -> dict:
         return {
@@ -469,6 +500,7 @@ class CausalLMScorer:
             "max_tokens": self.max_tokens,
             "token_budget": self.token_budget,
             "stats_kernel": getattr(self._moments, "kind", "eager"),
+            "embedding_layer": self.embedding_layer,
             "version": SCORER_VERSION,
         }
 
@@ -494,9 +526,10 @@ class CausalLMScorer:
         ids = [list(x[: self.max_tokens]) for x in ids]
         scores: list[dict | None] = [None] * len(ids)
         scorable = [i for i, x in enumerate(ids) if len(x) >= 2]
+        embed = self.embedding_layer is not None
         for i, x in enumerate(ids):
             if len(x) < 2:
-                scores[i] = empty_scores(lm_tokens=0)
+                scores[i] = empty_scores(lm_tokens=0, embedding=embed)
         real = padded = 0
         plan = plan_batches([len(ids[i]) for i in scorable], self.token_budget)
         for group in plan:
@@ -510,7 +543,7 @@ class CausalLMScorer:
             except Exception as exc:  # one bad sub-batch (e.g. out of memory) spares the others
                 _LOG.warning("LM scoring failed for a sub-batch of %d documents: %s", len(rows), exc)
                 for i in members:
-                    scores[i] = empty_scores(error=short_error(exc))
+                    scores[i] = empty_scores(error=short_error(exc), embedding=embed)
         return {"scores": scores, "real_tokens": real, "padded_tokens": padded, "batches": len(plan)}
 
     def _score_rows(self, rows: list[list[int]]) -> list[dict]:
@@ -525,18 +558,27 @@ class CausalLMScorer:
         # Labels stay aligned to the full length so the logits are reshaped, never copied.
         labels = torch.full_like(input_ids, self._pad_id)
         labels[:, :-1] = input_ids[:, 1:]
+        embed = self.embedding_layer is not None
         with self._lock, torch.inference_mode():
             # Right padding: under causal attention no real token sees the padding after it,
             # so no attention mask is passed (same logits on real positions, and attention
             # keeps its fast causal kernel; a padding mask costs ~5% on CPU).
-            logits = self._model(input_ids=input_ids.to(self._device), use_cache=False).logits
-            sums = sequence_statistics(logits, labels.to(self._device), mask, moments=self._moments)
-            del logits
+            out = self._model(input_ids=input_ids.to(self._device), use_cache=False, output_hidden_states=embed)
+            sums = sequence_statistics(out.logits, labels.to(self._device), mask, moments=self._moments)
+            pooled = None
+            if embed:
+                lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+                pooled = mean_pool(out.hidden_states[self.embedding_layer], lengths.to(self._device)).cpu().tolist()
+            del out
         sums = {k: v.cpu().tolist() for k, v in sums.items()}
-        return [
+        results = [
             summarize(int(n), lp, mu, var)
             for n, lp, mu, var in zip(sums["n"], sums["sum_logprob"], sums["sum_mu"], sums["sum_var"])
         ]
+        if embed:
+            for result, vector in zip(results, pooled):
+                result[LM_EMBEDDING] = vector if result["lm_tokens"] else None
+        return results
 
 
 def _select_moments(kind: str, model) -> Callable:
@@ -573,7 +615,8 @@ def _select_moments(kind: str, model) -> Callable:
 
 class CausalLMModelHandler(ModelHandler[dict, dict, Any]):
     """RunInference handler: record dicts with 'id' and 'text' in, the same dicts with
-    lm_mean_logprob, lm_fdg_curvature, lm_mean_entropy, lm_tokens and lm_error added out.
+    lm_mean_logprob, lm_fdg_curvature, lm_mean_entropy, lm_tokens and lm_error added out
+    (and lm_embedding with `embedding=True`).
 
     Nothing is loaded here: `load_model` runs on the worker (once per process, or once per
     machine with `share_across_processes=True` / `model_copies`). Beam batches records by
@@ -596,11 +639,12 @@ class CausalLMModelHandler(ModelHandler[dict, dict, Any]):
         local_files_only: bool = True,
         stats_kernel: str = "auto",
         cpu_threads: int | None = None,
+        embedding: bool = False,
     ):
         self._config = LMConfig(
             model=model, max_tokens=max_tokens, device=device, dtype=dtype,
             token_budget=token_budget, cache_dir=cache_dir, local_files_only=local_files_only,
-            stats_kernel=stats_kernel, cpu_threads=cpu_threads,
+            stats_kernel=stats_kernel, cpu_threads=cpu_threads, embedding=embedding,
         )
         window = sort_window_tokens or max(DEFAULT_SORT_WINDOW_TOKENS, 4 * (token_budget or 0))
         if window < max_tokens:
@@ -630,7 +674,8 @@ class CausalLMModelHandler(ModelHandler[dict, dict, Any]):
                 slots.append(k)
                 texts.append(record["text"])
         out = model.score_texts(texts) if texts else {"scores": [], "real_tokens": 0, "padded_tokens": 0}
-        scores: list[dict] = [empty_scores(error="text is missing or not a string")] * len(batch)
+        scores: list[dict] = [empty_scores(error="text is missing or not a string",
+                                           embedding=self._config.embedding)] * len(batch)
         for k, score in zip(slots, out["scores"]):
             scores[k] = score
         Metrics.counter(METRICS_NAMESPACE, "real_tokens").inc(out["real_tokens"])

@@ -33,7 +33,9 @@ SIGNAL_VERSIONS = {
     "rare_word_density": "wordfreq_zipf_below_threshold_types_per_token_v1",
     "sample_weight": WEIGHT_VERSION,
     "lm_*": "causal_lm_fdg_analytic_v1",
+    "lm_embedding": "mean_pooled_hidden_state_v1",
     "clf_p_synthetic": "fasttext_supervised_words_punct_v1",
+    "lm_probe_logit": "logistic_probe_on_lm_embedding_v1",
     "p_synthetic": "logistic_regression_calibrated_v1",
 }
 
@@ -71,8 +73,12 @@ OUTPUT_SCHEMA = pa.schema(
         pa.field("lm_mean_entropy", _f64),
         pa.field("lm_tokens", pa.int64()),
         pa.field("lm_error", _str),
+        # the mean-pooled hidden state the detector's probe reads: null unless the run was asked
+        # to write it (--write-lm-embedding, as `calibrate` does); 576 float32 for the default model
+        pa.field("lm_embedding", pa.list_(pa.float32())),
         # detector (models/detector.py; null without one)
         pa.field("clf_p_synthetic", _f64),
+        pa.field("lm_probe_logit", _f64),  # the hidden-state probe's log-odds of synthetic
         pa.field("p_synthetic", _f64),
         # decisions
         pa.field("provenance", _str, nullable=False),

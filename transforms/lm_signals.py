@@ -74,6 +74,8 @@ class ScoreWithLM(beam.PTransform):
       stats_kernel: 'auto' (fused with torch.compile, eager if that fails), 'compiled', 'eager'.
       cpu_threads: torch threads per model copy (default: all cores); with several unshared
         worker processes on one machine, cores / processes avoids oversubscription.
+      embedding: also add `lm_embedding`, the mean-pooled hidden state the detector's probe
+        reads (same forward pass).
       model_handler: replaces the causal-LM handler (tests, custom models); must map record
         dicts to record dicts with the lm_* keys.
     """
@@ -92,6 +94,7 @@ class ScoreWithLM(beam.PTransform):
         model_copies: Optional[int] = None,
         stats_kernel: str = "auto",
         cpu_threads: Optional[int] = None,
+        embedding: bool = False,
         salt: str = SAMPLE_SALT,
         model_handler: Optional[ModelHandler] = None,
         label: Optional[str] = None,
@@ -106,7 +109,7 @@ class ScoreWithLM(beam.PTransform):
             model, max_tokens=max_tokens, device=device, dtype=dtype,
             token_budget=token_budget, cache_dir=cache_dir,
             share_across_processes=share_across_processes, model_copies=model_copies,
-            stats_kernel=stats_kernel, cpu_threads=cpu_threads,
+            stats_kernel=stats_kernel, cpu_threads=cpu_threads, embedding=embedding,
         )
 
     def expand(self, records):
