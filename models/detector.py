@@ -9,8 +9,11 @@ generators rather than to read shortcuts of the dev data:
 - LM: mean log-prob, Fast-DetectGPT curvature, mean predictive entropy, and their ratio
   `lm_logprob_entropy_ratio` = -mean log-prob / mean entropy (observed surprise against the
   model's own expected surprise: the single-model form of Binoculars, Hans et al. 2024).
+- the probe: `lm_probe_logit`, a logistic regression on the scoring LM's mean-pooled hidden
+  state (`lm_embedding`, same forward pass), fitted like the fastText classifier on human texts
+  against texts a model wrote from a prompt (see `fit_probe`).
 - cheap: TTR, burstiness, window entropy, repetition, rare-word fraction.
-- the fastText classifier's probability (`clf_p_synthetic`).
+- the fastText classifier's log-odds (`clf_logit`, from `clf_p_synthetic`).
 Not used, on purpose: length (dev pairs are length-matched, real corpora are not), anything
 about how a text ends (dev human texts are cut mid-sentence), opening words (dev synthetic texts
 start with their human pair's words).
@@ -28,18 +31,44 @@ from typing import Sequence
 
 import numpy as np
 
-LM_FEATURES = ("lm_mean_logprob", "lm_fdg_curvature", "lm_mean_entropy", "lm_logprob_entropy_ratio")
+PROBE_FEATURE = "lm_probe_logit"
+EMBEDDING = "lm_embedding"
+LM_FEATURES = ("lm_mean_logprob", "lm_fdg_curvature", "lm_mean_entropy", "lm_logprob_entropy_ratio",
+               PROBE_FEATURE)
 CHEAP_FEATURES = ("ttr", "burstiness", "token_entropy_bits", "repetition", "rare_word_fraction")
 CLF_FEATURE = "clf_p_synthetic"
-FEATURES = LM_FEATURES + CHEAP_FEATURES + (CLF_FEATURE,)
-NO_LM_FEATURES = CHEAP_FEATURES + (CLF_FEATURE,)
-CALIBRATION_VERSION = 2  # 2: per-kind heads combined by max
+CLF_LOGIT = "clf_logit"
+FEATURES = LM_FEATURES + CHEAP_FEATURES + (CLF_LOGIT,)
+NO_LM_FEATURES = CHEAP_FEATURES + (CLF_LOGIT,)
+CALIBRATION_VERSION = 3  # 2: per-kind heads combined by max; 3: + the hidden-state probe, clf as log-odds
+PROBE_L2 = 10.0
+_P_CLIP = 1e-6
+
+
+def _ratio(row: dict):
+    lp, ent = row.get("lm_mean_logprob"), row.get("lm_mean_entropy")
+    return (-lp / ent) if (lp is not None and ent) else None
+
+
+def _clf_logit(row: dict):
+    """The classifier's probability as log-odds (clipped to [1e-6, 1 - 1e-6]): a probability
+    near 0 or 1 squeezes the differences that matter at a 1% false-positive rate; measured
+    (leave-domains-out, chat vs human): TPR at 1% FPR 0.68 from p, 0.71 from log-odds."""
+    p = row.get(CLF_FEATURE)
+    if p is None or not isinstance(p, (int, float)) or not math.isfinite(p):
+        return None
+    p = min(max(float(p), _P_CLIP), 1.0 - _P_CLIP)
+    return math.log(p / (1.0 - p))
+
+
+# Features computed from other columns, always from their current values.
+DERIVED = {"lm_logprob_entropy_ratio": _ratio, CLF_LOGIT: _clf_logit}
 
 
 def derived_features(row: dict) -> dict:
     """Adds features computed from other columns (in place) and returns the row."""
-    lp, ent = row.get("lm_mean_logprob"), row.get("lm_mean_entropy")
-    row["lm_logprob_entropy_ratio"] = (-lp / ent) if (lp is not None and ent) else None
+    for name, fn in DERIVED.items():
+        row[name] = fn(row)
     return row
 
 
@@ -47,10 +76,53 @@ def feature_matrix(rows: Sequence[dict], names: Sequence[str]) -> np.ndarray:
     x = np.full((len(rows), len(names)), np.nan)
     for i, r in enumerate(rows):
         for j, n in enumerate(names):
-            v = r.get(n)
+            v = DERIVED[n](r) if n in DERIVED else r.get(n)
             if v is not None and isinstance(v, (int, float)) and math.isfinite(v):
                 x[i, j] = float(v)
     return x
+
+
+# --------------------------------------------------------------------------- the probe
+
+
+def embedding_matrix(rows: Sequence[dict], dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(E [n, dim] float64, ok [n] bool): each row's `lm_embedding`; rows without one (or of
+    another width than `dim`, default the first one's) are zeros with ok False."""
+    if dim is None:
+        dim = next((len(r[EMBEDDING]) for r in rows if r.get(EMBEDDING) is not None), 0)
+    e = np.zeros((len(rows), dim))
+    ok = np.zeros(len(rows), dtype=bool)
+    for i, r in enumerate(rows):
+        v = r.get(EMBEDDING)
+        if v is not None and len(v) == dim and dim:
+            e[i] = np.asarray(v, dtype=float)
+            ok[i] = np.isfinite(e[i]).all()
+    e[~ok] = 0.0
+    return e, ok
+
+
+def fit_probe(e: np.ndarray, y: np.ndarray, l2: float = PROBE_L2) -> dict:
+    """A logistic regression on standardised embeddings, classes balanced (L2 `l2`).
+
+    Measured (chat texts vs human texts of unseen domains, leave-domains-out, probe alone,
+    AUROC / TPR at 1% FPR): l2 3: 0.971 / 0.62, 10: 0.971 / 0.61, 30: 0.969 / 0.60,
+    100: 0.965 / 0.57, 300: 0.957 / 0.53; the fastText classifier on the same splits: 0.936 / 0.42.
+    """
+    head = fit_head(e, y, l2=l2)
+    return {"dim": int(e.shape[1]), "l2": l2, **head}
+
+
+def probe_apply(probe: dict, e: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The probe's log-odds per embedding row (rounded to 6 decimals); NaN where not `ok`."""
+    z = standardise(e, np.array(probe["mean"]), np.array(probe["std"]))
+    s = np.round(z @ np.array(probe["coef"]) + probe["intercept"], 6)
+    return np.where(ok, s, np.nan)
+
+
+def probe_logits(probe: dict, rows: Sequence[dict]) -> list[float | None]:
+    """The probe's log-odds per row; None where the row has no embedding of the probe's width."""
+    e, ok = embedding_matrix(rows, probe["dim"])
+    return [float(v) if k else None for v, k in zip(probe_apply(probe, e, ok), ok)]
 
 
 def standardise_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +272,7 @@ class Detector:
     def __init__(self, calibration: dict):
         self.cal = calibration
         self.threshold = float(calibration["threshold"])
+        self.probe = calibration.get("probe")  # None: a calibration without the hidden-state probe
         # how the classifier that this calibration was fitted with reads text (models.classifier)
         self.classifier_view = str(calibration.get("classifier_view", "words"))
 
@@ -213,7 +286,13 @@ class Detector:
     def _model(self, has_lm: bool) -> dict:
         return self.cal["models"]["full" if has_lm else "no_lm"]
 
+    def probe_logits(self, rows: Sequence[dict]) -> list[float | None]:
+        if self.probe is None:
+            return [None] * len(rows)
+        return probe_logits(self.probe, rows)
+
     def predict(self, rows: Sequence[dict]) -> list[float | None]:
+        """p_synthetic per row (rows carry `lm_probe_logit` already when the model uses it)."""
         out: list[float | None] = [None] * len(rows)
         for has_lm in (True, False):
             idx = [i for i, r in enumerate(rows) if (r.get("lm_mean_logprob") is not None) == has_lm]

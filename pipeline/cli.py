@@ -66,13 +66,14 @@ def run(argv: list[str]) -> dict:
     ns, beam_args = parse_run_args(argv)
     cfg = config_mod.load(ns.config)
     shards = expand_inputs(ns.inputs)
-    lm = lm_transform(ns)
     detector = detector_paths(ns.detector)
+    lm = lm_transform(ns, embedding=ns.write_lm_embedding or detector_uses_probe(detector))
     run_info = {
         "inputs": ns.inputs,
         "config": cfg.to_dict(),
         "scoring_model": ns.scoring_model,
         "detector": detector_info(detector),
+        "write_lm_embedding": ns.write_lm_embedding,
     }
     committed, committed_floor, committed_ramp = (
         resume_state(ns.output, fingerprint(run_info)) if ns.resume else ({}, None, None))
@@ -85,7 +86,7 @@ def run(argv: list[str]) -> dict:
     p = beam.Pipeline(options=options)
     build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
           committed=committed, committed_floor=committed_floor, committed_ramp=committed_ramp,
-          detector=detector)
+          detector=detector, keep_embedding=ns.write_lm_embedding)
     result = p.run()
     if options.view_as(StandardOptions).no_wait_until_finish or getattr(result, "has_job", True) is False:
         # submitted only (Flex Template launch, --no_wait_until_finish): nothing to read yet
@@ -113,7 +114,15 @@ def detector_info(paths) -> dict | None:
             "thresholds": {k: m["threshold"] for k, m in c.get("models", {}).items()}}
 
 
-def lm_transform(ns):
+def detector_uses_probe(paths) -> bool:
+    """Whether the detector's calibration has a hidden-state probe (then the LM pools one)."""
+    if paths is None:
+        return False
+    with open(paths[1], encoding="utf-8") as f:
+        return json.load(f).get("probe") is not None
+
+
+def lm_transform(ns, embedding: bool = False):
     """The LM-scoring transform for --scoring-model, or None for 'none'."""
     if ns.scoring_model == "none":
         return None
@@ -122,7 +131,7 @@ def lm_transform(ns):
     except ImportError as e:  # pragma: no cover - packaging error
         raise UsageError(f"--scoring-model {ns.scoring_model}: LM scoring unavailable ({e})") from e
     return ScoreWithLM(model=ns.scoring_model, max_tokens=ns.lm_max_tokens,
-                       sample_rate=ns.lm_sample_rate, cache_dir=ns.lm_cache_dir)
+                       sample_rate=ns.lm_sample_rate, cache_dir=ns.lm_cache_dir, embedding=embedding)
 
 
 def summary(manifest: dict, output: str) -> str:

@@ -43,8 +43,9 @@ def load_labeled(paths: list[str]) -> list[dict]:
 
 
 def score_with_stage(rows: list[dict], scoring_model: str, detector: str, lm_max_tokens: int = 512,
-                     beam_args: list[str] | None = None) -> list[dict]:
-    """Runs `collapseguard run` on the rows' texts; returns the rows with every output column."""
+                     beam_args: list[str] | None = None, embedding: bool = False) -> list[dict]:
+    """Runs `collapseguard run` on the rows' texts; returns the rows with every output column
+    (`lm_embedding` too with `embedding`, when there is an LM)."""
     import glob
 
     import pyarrow.parquet as pq
@@ -62,7 +63,8 @@ def score_with_stage(rows: list[dict], scoring_model: str, detector: str, lm_max
             f.write("entropy: {floor: 'off'}\nstratify: {anchor_fraction: 0.0}\n")
         out = os.path.join(work, "out")
         run(["--input", src, "--output", out, "--config", cfg, "--scoring-model", scoring_model,
-             "--detector", detector, "--lm-max-tokens", str(lm_max_tokens)] + (beam_args or []))
+             "--detector", detector, "--lm-max-tokens", str(lm_max_tokens)]
+            + (["--write-lm-embedding"] if embedding and scoring_model != "none" else []) + (beam_args or []))
         scored = {}
         for p in glob.glob(os.path.join(out, "*", "*.parquet")):
             for r in pq.read_table(p).to_pylist():
@@ -111,18 +113,19 @@ def classifier_training_rows(rows: list[dict]) -> list[tuple[str, int]]:
     return [(r["text"], r["y"]) for r, c in zip(rows, cont) if not c]
 
 
-_SCORE_KEYS = ("scoring_model", "lm_max_tokens")
+_SCORE_KEYS = ("scoring_model", "lm_max_tokens", "lm_embedding")
 
 
 def scored_rows(rows: list[dict], scoring_model: str, lm_max_tokens: int, beam_args: list[str] | None,
                 cache: str | None) -> list[dict]:
-    """`score_with_stage`, through an optional JSONL cache of the scored rows.
+    """`score_with_stage` (embeddings included, for the probe), through an optional JSONL cache
+    of the scored rows.
 
     Scoring is the slow part (the LM); the fit is seconds. With `cache`, rows already scored
     there with the same scoring settings and the same text are reused and only the rest are
     scored; the cache is then rewritten (sorted by id, so it is deterministic).
     """
-    settings = {"scoring_model": scoring_model, "lm_max_tokens": lm_max_tokens}
+    settings = {"scoring_model": scoring_model, "lm_max_tokens": lm_max_tokens, "lm_embedding": True}
     done: dict[str, dict] = {}
     if cache and os.path.exists(cache):
         with open(cache, encoding="utf-8") as f:
@@ -132,7 +135,7 @@ def scored_rows(rows: list[dict], scoring_model: str, lm_max_tokens: int, beam_a
                     done[r["id"]] = r
     fresh = [r for r in rows if done.get(r["id"], {}).get("text") != r["text"]]
     if fresh:
-        for r in score_with_stage(fresh, scoring_model, "none", lm_max_tokens, beam_args):
+        for r in score_with_stage(fresh, scoring_model, "none", lm_max_tokens, beam_args, embedding=True):
             done[r["id"]] = {**r, **{"_" + k: settings[k] for k in _SCORE_KEYS}}
     out = []
     for r in rows:
@@ -185,9 +188,52 @@ def _clf_oof(rows: list[dict], folds: np.ndarray, view: str, workers: int = 1) -
     return out
 
 
+class Embeddings:
+    """The rows' `lm_embedding` as one matrix, and which rows the probe may learn from: human
+    texts and texts a model wrote from a prompt (continuations are left out, for the reason
+    `classifier_training_rows` gives)."""
+
+    def __init__(self, rows: list[dict]):
+        self.e, self.ok = D.embedding_matrix(rows)
+        self.y = np.array([r["y"] for r in rows])
+        self.learn = self.ok & ~is_continuation(rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.ok.any())
+
+    def fit(self, train: np.ndarray) -> dict | None:
+        m = train & self.learn
+        if not m.any() or self.y[m].min() == self.y[m].max():
+            return None
+        return D.fit_probe(self.e[m], self.y[m])
+
+    def scores(self, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        """Log-odds of the `test` rows (NaN where none) from a probe fitted on `train`."""
+        probe = self.fit(train)
+        if probe is None:
+            return np.full(int(test.sum()), np.nan)
+        return D.probe_apply(probe, self.e[test], self.ok[test])
+
+    def oof(self, folds: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+        """Out-of-fold log-odds of the rows in `within` (default all; NaN elsewhere)."""
+        within = np.ones(len(folds), dtype=bool) if within is None else within
+        out = np.full(len(folds), np.nan)
+        for f in np.unique(folds[within]):
+            test = within & (folds == f)
+            out[test] = self.scores(within & (folds != f), test)
+        return out
+
+
+def _set_probe(rows: list[dict], scores: np.ndarray, where: np.ndarray | None = None) -> None:
+    for i in (np.flatnonzero(where) if where is not None else range(len(rows))):
+        rows[i][D.PROBE_FEATURE] = float(scores[i]) if np.isfinite(scores[i]) else None
+
+
 def _fit_held_out(rows: list[dict], y: np.ndarray, train_mask: np.ndarray, test: np.ndarray, names,
-                  view: str, kinds: np.ndarray, workers: int = 1) -> np.ndarray:
-    """Scores of the `test` rows from a detector (classifier included) fitted on `train_mask` only."""
+                  view: str, kinds: np.ndarray, workers: int = 1,
+                  emb: Embeddings | None = None) -> tuple[np.ndarray, list[dict]]:
+    """Scores of the `test` rows from a detector (classifier and probe included) fitted on
+    `train_mask` only, and the rows with the classifier and probe features of that fit."""
     groups = np.array([r["group"] for r in rows])
     tr_idx, te_idx = np.flatnonzero(train_mask), np.flatnonzero(test)
     # the classifier feature of training rows must be out-of-fold too: 5 models for those, one
@@ -201,9 +247,14 @@ def _fit_held_out(rows: list[dict], y: np.ndarray, train_mask: np.ndarray, test:
             sub[i][D.CLF_FEATURE] = float(p)
     for i, p in zip(te_idx, results[-1]):
         sub[i][D.CLF_FEATURE] = p
+    if emb:  # the probe likewise: out-of-fold on the training rows, fitted on all of them for the test
+        probe = np.full(len(rows), np.nan)
+        probe[train_mask] = emb.oof(D.group_folds(groups, 5), within=train_mask)[train_mask]
+        probe[test] = emb.scores(train_mask, test)
+        _set_probe(sub, probe, train_mask | test)
     x = D.feature_matrix(sub, names)
     model = D.fit_heads(x[train_mask], y[train_mask], kinds[train_mask])
-    return D.predict_model(model, x[test])
+    return D.predict_model(model, x[test]), sub
 
 
 def _result(rows, y, test, scores, names) -> dict:
@@ -248,7 +299,7 @@ def held_out_splits(rows: list[dict], y: np.ndarray, key: str, domain_folds: int
 
 
 def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, kinds: np.ndarray,
-              workers: int = 1) -> dict:
+              workers: int = 1, emb: Embeddings | None = None) -> dict:
     """Leave-one-generator-out / leave-domains-out, the classifier retrained without the held-out
     part. For domains, also the pooled out-of-domain scores of all folds (`pooled`)."""
     out: dict = {}
@@ -256,8 +307,8 @@ def _held_out(rows: list[dict], y: np.ndarray, key: str, names, view: str, kinds
     for name, train_mask, test in held_out_splits(rows, y, key):
         if (y[train_mask] == 1).sum() == 0 or (y[test] == 0).sum() == 0 or (y[test] == 1).sum() == 0:
             continue
-        s = _fit_held_out(rows, y, train_mask, test, names, view, kinds, workers)
-        out[name] = _result(rows, y, test, s, names)
+        s, sub = _fit_held_out(rows, y, train_mask, test, names, view, kinds, workers, emb)
+        out[name] = _result(sub, y, test, s, names)  # single signals as this fit saw them
         pooled[test] = s
     if key == "domain" and np.isfinite(pooled).any():
         m = np.isfinite(pooled)
@@ -275,9 +326,13 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
     oof_clf = _clf_oof(rows, folds, view, workers)
     for r, p in zip(rows, oof_clf):
         r[D.CLF_FEATURE] = float(p)
+    emb = Embeddings(rows)
+    if emb:
+        _set_probe(rows, emb.oof(folds))
     has_lm = any(r.get("lm_mean_logprob") is not None for r in rows)
+    full = D.FEATURES if emb else tuple(f for f in D.FEATURES if f != D.PROBE_FEATURE)
     models, cv = {}, {}
-    for name, feats in (("full", D.FEATURES), ("no_lm", D.NO_LM_FEATURES)):
+    for name, feats in (("full", full), ("no_lm", D.NO_LM_FEATURES)):
         if name == "full" and not has_lm:
             continue
         oof = D.cross_val_scores(rows, y, folds, feats, kinds=kinds)
@@ -292,6 +347,7 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
         "classifier_view": view,
         "threshold": models[main]["threshold"],
         "models": models,
+        "probe": emb.fit(np.ones(len(rows), dtype=bool)) if emb else None,
         "training_set": {
             "documents": len(rows), "synthetic": int(y.sum()), "human": int((1 - y).sum()),
             "by_domain": _count(rows, "domain"), "by_generator": _count([r for r in rows if r["y"]], "generator"),
@@ -301,8 +357,8 @@ def calibrate(rows: list[dict], target_fpr: float, leave_one_out: bool = True,
     }
     if leave_one_out:
         feats = models[main]["features"]
-        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats, view, kinds, workers)
-        out["leave_domains_out"] = _held_out(rows, y, "domain", feats, view, kinds, workers)
+        out["leave_one_generator_out"] = _held_out(rows, y, "generator", feats, view, kinds, workers, emb)
+        out["leave_domains_out"] = _held_out(rows, y, "domain", feats, view, kinds, workers, emb)
     return out
 
 

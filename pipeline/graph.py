@@ -34,13 +34,16 @@ from collapseguard.transforms.weights import rarity_ramp
 def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_info: dict,
           lm_transform: beam.PTransform | None = None,
           committed: dict[str, dict] | None = None, committed_floor: dict | None = None,
-          committed_ramp: dict | None = None, detector: tuple[str, str] | None = None):
+          committed_ramp: dict | None = None, detector: tuple[str, str] | None = None,
+          keep_embedding: bool = False):
     """Adds the whole stage to pipeline `p`. Returns the PCollection holding the manifest.
 
     `committed` (shard key -> commit marker), `committed_floor` and `committed_ramp` come from
     --resume: those shards are only read for their ids; the entropy floor and the rarity ramp
     their run used are reused. `detector` is
     (classifier .ftz, calibration .json), or None for no p_synthetic (nothing is suspected).
+    `keep_embedding` writes the LM's `lm_embedding` column instead of dropping it after the
+    detector (the LM transform must have been asked for it).
     """
     committed = committed or {}
     run_fp = fingerprint(run_info)
@@ -57,7 +60,7 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     if lm_transform is not None:
         records = records | "LMSignals" >> lm_transform
     if detector is not None:
-        records = records | "Detector" >> beam.ParDo(DetectFn(*detector))
+        records = records | "Detector" >> beam.ParDo(DetectFn(*detector, keep_embedding=keep_embedding))
     routed = records | "Provenance" >> beam.ParDo(AttestFn(cfg)).with_outputs(
         AttestFn.VERIFIED_WINDOWS, main="records")
 

@@ -82,7 +82,7 @@ def validate_beam_args(args: list[str]) -> list[str]:
 
 
 OUR_FLAGS = ("--input", "--output", "--config", "--scoring-model", "--detector", "--overwrite", "--resume", "--lm-max-tokens",
-             "--lm-sample-rate", "--lm-cache-dir")
+             "--lm-sample-rate", "--lm-cache-dir", "--write-lm-embedding")
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -104,6 +104,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-sample-rate", type=float, default=1.0,
                    help="fraction of documents LM-scored, chosen by hash of id (the rest get nulls)")
     p.add_argument("--lm-cache-dir", default=None, help="where the converted default model is cached")
+    p.add_argument("--write-lm-embedding", action="store_true",
+                   help="write each document's mean-pooled LM hidden state (lm_embedding, 576 float32 for the "
+                   "default model) to the Parquet output, e.g. to fit a detector (calibrate uses it)")
     p.add_argument("--detector", default=DETECTOR_DEFAULT,
                    help="'default' (the shipped classifier + calibration), 'none', or a folder "
                    "holding classifier.ftz and calibration.json")
@@ -120,6 +123,8 @@ def parse_run_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         raise UsageError("--lm-max-tokens must be >= 2")
     if not 0.0 < ns.lm_sample_rate <= 1.0:
         raise UsageError("--lm-sample-rate must be in (0, 1]")
+    if ns.write_lm_embedding and ns.scoring_model == SCORING_NONE:
+        raise UsageError("--write-lm-embedding needs an LM: not with --scoring-model none")
     if ns.resume and ns.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     if ns.input is None:

@@ -14,11 +14,14 @@ import torch
 
 from collapseguard.models.causal_lm import (
     LM_COLUMNS,
+    LM_EMBEDDING,
     CausalLMModelHandler,
     CausalLMScorer,
     LMConfig,
     _select_moments,
     approx_tokens,
+    embedding_layer,
+    mean_pool,
     chunk_bounds,
     materialize_once,
     plan_batches,
@@ -272,6 +275,41 @@ def test_tiny_model_scores_equal_naive_loops_batched_or_not(tiny_model):
         assert got["lm_fdg_curvature"] == pytest.approx((s_lp - s_mu) / math.sqrt(s_var), abs=1e-4)
         for key in ("lm_mean_logprob", "lm_fdg_curvature", "lm_mean_entropy"):
             assert alone[key] == pytest.approx(got[key], abs=1e-5)
+
+
+def test_mean_pool_ignores_padding_and_computes_in_float32():
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3).to(torch.bfloat16)
+    hidden[1, 2:] = 1e4  # padding of the second row: must not count
+    got = mean_pool(hidden, torch.tensor([4, 2]))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got[0], hidden[0].float().mean(0))
+    torch.testing.assert_close(got[1], hidden[1, :2].float().mean(0))
+
+
+def test_embedding_layer_sits_at_sixty_percent_depth():
+    class Cfg:
+        def __init__(self, n):
+            self.num_hidden_layers = n
+
+    assert embedding_layer(Cfg(30)) == 18 and embedding_layer(Cfg(2)) == 1 and embedding_layer(Cfg(1)) == 1
+
+
+def test_tiny_model_embedding_is_the_mean_hidden_state_batched_or_not(tiny_model):
+    rng = random.Random(2)
+    docs = [[rng.randrange(97) for _ in range(n)] for n in (17, 1, 30, 5)]
+    scorer = CausalLMScorer(tiny_model, None, max_tokens=24, token_budget=64, stats_kernel="eager", embedding=True)
+    assert scorer.describe()["embedding_layer"] == 1
+    got = scorer.score_token_ids(docs)["scores"]
+    assert got[1][LM_EMBEDDING] is None  # under two tokens: nothing scored
+    for doc, g in zip(docs, got):
+        if len(doc) < 2:
+            continue
+        with torch.no_grad():
+            states = tiny_model(torch.tensor([doc[:24]]), output_hidden_states=True).hidden_states[1][0]
+        assert len(g[LM_EMBEDDING]) == 32
+        torch.testing.assert_close(torch.tensor(g[LM_EMBEDDING]), states.float().mean(0), rtol=1e-4, atol=1e-5)
+    plain = CausalLMScorer(tiny_model, None, max_tokens=24, token_budget=64, stats_kernel="eager")
+    assert LM_EMBEDDING not in plain.score_token_ids(docs)["scores"][0]
 
 
 def test_compiled_kernel_equals_eager(tiny_model):

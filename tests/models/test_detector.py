@@ -61,7 +61,7 @@ def test_logistic_fit_and_detector_with_and_without_lm():
     y = np.array(y)
     rows = [D.derived_features(r) for r in rows]
     cal = {"threshold": 0.5, "models": {
-        "full": D.fit_model(rows, y, D.FEATURES, 0.01),
+        "full": D.fit_model(rows, y, [f for f in D.FEATURES if f != D.PROBE_FEATURE], 0.01),
         "no_lm": D.fit_model(rows, y, D.NO_LM_FEATURES, 0.01)}}
     det = D.Detector(json.loads(json.dumps(cal)))
     p = det.predict(rows)
@@ -221,7 +221,8 @@ def test_scores_cache_rescores_only_new_or_changed_texts(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_stage(rows, scoring_model, detector, lm_max_tokens, beam_args):
+    def fake_stage(rows, scoring_model, detector, lm_max_tokens, beam_args, embedding=False):
+        assert embedding  # the probe needs them
         calls.append(sorted(r["id"] for r in rows))
         return [{"id": r["id"], "text": r["text"], "lm_mean_logprob": -float(len(r["text"])),
                  "lm_mean_entropy": 2.0} for r in rows if r["text"]]
@@ -279,3 +280,95 @@ def test_calibrate_refuses_bad_jobs_before_scoring(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as e:
         C.main("calibrate", ["--labeled", str(labeled), "--output", str(tmp_path / "c.json"), "--jobs", "0"])
     assert e.value.code == 2
+
+
+def test_classifier_feature_is_its_log_odds_clipped():
+    rows = [{"clf_p_synthetic": 0.5}, {"clf_p_synthetic": 0.9}, {"clf_p_synthetic": 1.0},
+            {"clf_p_synthetic": None}, {}]
+    x = D.feature_matrix(rows, ["clf_logit"])[:, 0]
+    assert x[0] == pytest.approx(0.0) and x[1] == pytest.approx(math.log(9))
+    assert x[2] == pytest.approx(math.log((1 - 1e-6) / 1e-6))  # finite at p = 1
+    assert np.isnan(x[3]) and np.isnan(x[4])
+    assert D.derived_features({"clf_p_synthetic": 0.9})["clf_logit"] == pytest.approx(math.log(9))
+
+
+def embedding_rows(rng, n, dim=24, shift=1.5):
+    """Rows whose synthetic half is shifted along one direction of a `dim`-wide embedding."""
+    direction = np.zeros(dim)
+    direction[3] = 1.0
+    rows, y = [], []
+    for i in range(n):
+        lab = i % 2
+        rows.append({"lm_embedding": (rng.normal(0, 1, dim) + shift * lab * direction).astype(np.float32).tolist()})
+        y.append(lab)
+    return rows, np.array(y)
+
+
+def test_probe_learns_from_embeddings_and_skips_rows_without_one():
+    rng = np.random.default_rng(11)
+    rows, y = embedding_rows(rng, 600)
+    e, ok = D.embedding_matrix(rows)
+    assert e.shape == (600, 24) and ok.all()
+    probe = json.loads(json.dumps(D.fit_probe(e, y)))  # what calibration.json holds
+    assert probe["dim"] == 24 and len(probe["coef"]) == 24
+    assert int(np.argmax(np.abs(probe["coef"]))) == 3  # it found the direction
+    test, y_test = embedding_rows(rng, 400)
+    assert D.auroc(y_test, D.probe_logits(probe, test)) > 0.8
+    odd = [{"lm_embedding": None}, {}, {"lm_embedding": [0.1] * 23}, {"lm_embedding": [float("nan")] * 24}]
+    assert D.probe_logits(probe, odd) == [None, None, None, None]
+    det = D.Detector({"threshold": 0.5, "models": {}, "probe": probe})
+    assert det.probe_logits(test[:3]) == D.probe_logits(probe, test[:3])
+    assert D.Detector({"threshold": 0.5, "models": {}}).probe_logits(test[:2]) == [None, None]
+
+
+def test_probe_features_are_out_of_fold():
+    """Noise embeddings wide enough to be memorised: in-sample the probe separates them, out of
+    fold (what calibrate stacks) it cannot, so the stacked heads never see a leaked score."""
+    from collapseguard.pipeline.detector_cli import Embeddings
+
+    rng = np.random.default_rng(12)
+    rows = [{"lm_embedding": rng.normal(0, 1, 120).tolist(), "y": i % 2, "group": f"g{i}"} for i in range(200)]
+    y = np.array([r["y"] for r in rows])
+    emb = Embeddings(rows)
+    everything = np.ones(len(rows), dtype=bool)
+    assert D.auroc(y, emb.scores(everything, everything)) > 0.9
+    oof = emb.oof(D.group_folds([r["group"] for r in rows], 5))
+    assert np.isfinite(oof).all() and D.auroc(y, oof) < 0.7
+
+
+def test_calibrate_fits_the_probe_and_uses_it_in_the_full_model():
+    from collapseguard.pipeline.detector_cli import Embeddings, calibrate
+    from collapseguard.transforms.detect import score_batch
+
+    rng = np.random.default_rng(13)
+    emb_rows, _ = embedding_rows(rng, 200)
+    rows = []
+    for i, er in enumerate(emb_rows):
+        lab = i % 2
+        words = "crucial delve tapestry vibrant" if lab else "mill river corn flood"
+        rows.append({"id": str(i), "text": f"{words} sample {i} " * 5, "y": lab, "group": f"g{i}",
+                     "domain": ["a", "b"][i % 4 // 2], "generator": "m1" if lab else None,
+                     "lm_mean_logprob": rng.normal(-3, 0.5), "lm_mean_entropy": 3.0, "lm_fdg_curvature": rng.normal(0, 1),
+                     "ttr": 0.6, "burstiness": 0.5, "token_entropy_bits": 6.0, "repetition": 0.0,
+                     "rare_word_fraction": 0.03, **er})
+    # a continuation of g0's human text: the probe must not learn from it
+    rows.append({**rows[1], "id": "cont", "group": "g0", "lm_embedding": [100.0] * 24})
+    assert not Embeddings(rows).learn[-1]
+    cal = json.loads(json.dumps(calibrate(rows, 0.01, leave_one_out=False)))
+    assert cal["probe"]["dim"] == 24 and cal["calibration_version"] == 3
+    assert D.PROBE_FEATURE in cal["models"]["full"]["features"]
+    assert D.PROBE_FEATURE not in cal["models"]["no_lm"]["features"]
+    assert cal["cross_validation"]["full"]["auroc"] > 0.8
+
+    class Clf:
+        def predict(self, texts):
+            return [0.5] * len(texts)
+
+    det = D.Detector(cal)
+    records = [{k: v for k, v in r.items() if k not in ("y", "group")} for r in rows[:6]]
+    out = score_batch([dict(r) for r in records], Clf(), det)
+    assert all("lm_embedding" not in r and r["lm_probe_logit"] is not None for r in out)
+    assert all(0.0 <= r["p_synthetic"] <= 1.0 for r in out)
+    kept = score_batch([dict(r) for r in records], Clf(), det, keep_embedding=True)
+    assert [r["lm_embedding"] for r in kept] == [r["lm_embedding"] for r in records]
+    assert [r["p_synthetic"] for r in kept] == [r["p_synthetic"] for r in out]

@@ -1,6 +1,8 @@
 import json
 import os
 
+import pytest
+
 from collapseguard.pipeline.cli import main
 
 DEV = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "labeled-dev.jsonl")
@@ -22,7 +24,7 @@ def test_evaluate_runs_the_stage_and_prints_metrics(tmp_path, capsys):
     for key in ("auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "precision", "recall", "per_domain",
                 "per_generator", "single_signal_auroc"):
         assert key in res
-    assert 0.0 <= res["auroc"] <= 1.0 and "clf_p_synthetic" in res["single_signal_auroc"]
+    assert 0.0 <= res["auroc"] <= 1.0 and "clf_logit" in res["single_signal_auroc"]
     # the generator field is a label here, never an attestation: nothing was "known synthetic"
 
 
@@ -35,3 +37,37 @@ def test_train_classifier_writes_a_model(tmp_path, capsys):
     # continuations of a human text in the file are not the classifier's to learn from
     n_cont = int(is_continuation(load_labeled([path])).sum())
     assert json.load(open(tmp_path / "clf" / "classifier.json"))["documents"] == 80 - n_cont
+
+
+def _read_run(out):
+    import glob
+
+    import pyarrow.parquet as pq
+
+    rows = [r for p in sorted(glob.glob(os.path.join(out, "*", "*.parquet"))) for r in pq.read_table(p).to_pylist()]
+    return {r["id"]: r for r in rows}
+
+
+@pytest.mark.slow
+def test_real_model_pools_embeddings_for_the_shipped_probe(tmp_path):
+    """The stage with the embedded LM and the shipped detector: the probe reads the pooled
+    hidden state from the same forward pass; --write-lm-embedding also writes it."""
+    import pyarrow.parquet as pq
+
+    _, rows = small_labeled(tmp_path, 6)
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": r["id"], "text": " ".join(r["text"].split()[:60])}) + "\n" for r in rows))
+    kept, dropped = str(tmp_path / "kept"), str(tmp_path / "dropped")
+    for out, extra in ((kept, ["--write-lm-embedding"]), (dropped, [])):
+        assert main(["run", "--input", str(src), "--output", out, "--lm-max-tokens", "64"] + extra) == 0
+    a, b = _read_run(kept), _read_run(dropped)
+    assert sorted(a) == sorted(b) == sorted(r["id"] for r in rows)
+    for i in a:
+        assert len(a[i]["lm_embedding"]) == 576 and b[i]["lm_embedding"] is None
+        assert isinstance(a[i]["lm_probe_logit"], float) and isinstance(a[i]["p_synthetic"], float)
+        assert a[i]["lm_probe_logit"] == b[i]["lm_probe_logit"] and a[i]["p_synthetic"] == b[i]["p_synthetic"]
+    import glob
+
+    for path in glob.glob(os.path.join(kept, "*", "*.parquet")):
+        assert str(pq.read_schema(path).field("lm_embedding").type) == "list<element: float>"
+    assert json.load(open(os.path.join(kept, "manifest.json")))["write_lm_embedding"] is True

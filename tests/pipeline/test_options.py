@@ -24,6 +24,7 @@ def test_beam_flags_pass_through():
         (["--runer=DirectRunner"], "unknown flag --runer.*--runner"),
         (["--lm-sample-rate", "0"], "lm-sample-rate"),
         (["--input", " , "], "--input is empty"),
+        (["--scoring-model", "none", "--write-lm-embedding"], "needs an LM"),
     ],
 )
 def test_misspelled_or_invalid_flags_fail(argv, message):
