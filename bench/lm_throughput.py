@@ -15,6 +15,8 @@ kernel compilation and Beam start-up, which a long job amortises.
 
     python bench/lm_throughput.py                       # 200 docs from shared/data/labeled-dev.jsonl
     python bench/lm_throughput.py -n 400 --input docs.jsonl --json out.json
+    python bench/lm_throughput.py --embedding           # (c) also pools lm_embedding, as runs
+                                                        # with the shipped detector's probe do
 """
 
 from __future__ import annotations
@@ -132,14 +134,14 @@ def naive(model, tokenizer, texts: list[str], max_tokens: int) -> tuple[float, l
 
 
 def pipeline(docs: list[dict], max_tokens: int, token_budget: int | None, threads: int | None,
-             workdir: str) -> dict:
+             workdir: str, embedding: bool = False) -> dict:
     """(c) ScoreWithLM in a DirectRunner pipeline; returns rates, padding and the records."""
     prefix = os.path.join(workdir, "scored")
     start = time.perf_counter()
     p = beam.Pipeline()
     _ = (p | "Docs" >> beam.Create(docs)
          | "ScoreWithLM" >> ScoreWithLM(max_tokens=max_tokens, token_budget=token_budget,
-                                         cpu_threads=threads)
+                                         cpu_threads=threads, embedding=embedding)
          | "ToJson" >> beam.Map(json.dumps)
          | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl"))
     result = p.run()
@@ -171,6 +173,8 @@ def main(argv=None) -> int:
                     help="torch threads for all three (default: all cores; on a busy machine 1 "
                          "avoids oversubscription stalls that make any comparison meaningless)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--embedding", action="store_true",
+                    help="(c) also mean-pools the hidden state the detector's probe reads (lm_embedding)")
     ap.add_argument("--json", help="also write the numbers here")
     args = ap.parse_args(argv)
 
@@ -201,7 +205,7 @@ def main(argv=None) -> int:
     for _ in range(args.repeats):
         a_rates.append(ceiling(model, token_ids, [best_config])[best])
         with tempfile.TemporaryDirectory() as workdir:
-            run = pipeline(docs, args.max_tokens, args.token_budget, args.threads, workdir)
+            run = pipeline(docs, args.max_tokens, args.token_budget, args.threads, workdir, args.embedding)
         print(f"  (c) pipeline: steady {run['steady']:.1f} tokens/s, end-to-end {run['end_to_end']:.1f} "
               f"tokens/s ({run['wall_s']:.1f} s wall, {run['inference_s']:.1f} s in {run['batches']} "
               f"RunInference batches, model load {run['load_s']:.1f} s)", flush=True)
@@ -219,7 +223,7 @@ def main(argv=None) -> int:
 
     a = max(a_rates)
     summary = {
-        "documents": len(docs), "tokens": c["real_tokens"], "load_average_end": os.getloadavg()[0],
+        "documents": len(docs), "tokens": c["real_tokens"], "c_embedding": args.embedding, "load_average_end": os.getloadavg()[0],
         "a_ceiling_tokens_per_s": a, "a_best_batching": best,
         "a_sweep_by_batch_size": sweep, "a_runs": a_rates, "c_runs_best_of": args.repeats,
         "b_naive_tokens_per_s": b_rate,
