@@ -115,9 +115,7 @@ def fit_probe(e: np.ndarray, y: np.ndarray, l2: float = PROBE_L2) -> dict:
 
 def probe_apply(probe: dict, e: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """The probe's log-odds per embedding row (rounded to 6 decimals); NaN where not `ok`."""
-    z = standardise(e, np.array(probe["mean"]), np.array(probe["std"]))
-    s = np.round(z @ np.array(probe["coef"]) + probe["intercept"], 6)
-    return np.where(ok, s, np.nan)
+    return np.where(ok, np.round(head_logits(probe, e), 6), np.nan)
 
 
 def probe_logits(probe: dict, rows: Sequence[dict]) -> list[float | None]:
@@ -158,10 +156,6 @@ def fit_logistic(z: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50,
         if np.max(np.abs(step)) < 1e-8:
             break
     return w[:-1], float(w[-1])
-
-
-def predict_logistic(z: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(z @ coef + intercept)))
 
 
 def threshold_at_fpr(human_scores: Sequence[float], target_fpr: float) -> float:
@@ -329,9 +323,14 @@ def fit_head(x: np.ndarray, y: np.ndarray, l2: float = 1.0, balanced: bool = Tru
             "intercept": round(intercept, 8)}
 
 
-def predict_head(head: dict, x: np.ndarray) -> np.ndarray:
+def head_logits(head: dict, x: np.ndarray) -> np.ndarray:
+    """A fitted head's log-odds for the rows of `x` (missing values imputed as in the fit)."""
     z = standardise(x, np.array(head["mean"]), np.array(head["std"]))
-    return predict_logistic(z, np.array(head["coef"]), head["intercept"])
+    return z @ np.array(head["coef"]) + head["intercept"]
+
+
+def predict_head(head: dict, x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-head_logits(head, x)))
 
 
 def predict_model(model: dict, x: np.ndarray) -> np.ndarray:

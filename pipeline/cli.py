@@ -67,12 +67,14 @@ def run(argv: list[str]) -> dict:
     cfg = config_mod.load(ns.config)
     shards = expand_inputs(ns.inputs)
     detector = detector_paths(ns.detector)
-    lm = lm_transform(ns, embedding=ns.write_lm_embedding or detector_uses_probe(detector))
+    calibration = load_calibration(detector)
+    # the LM pools a hidden state when asked to write it or when the detector's probe reads it
+    lm = lm_transform(ns, embedding=ns.write_lm_embedding or bool(calibration and calibration.get("probe")))
     run_info = {
         "inputs": ns.inputs,
         "config": cfg.to_dict(),
         "scoring_model": ns.scoring_model,
-        "detector": detector_info(detector),
+        "detector": detector_info(detector, calibration),
         "write_lm_embedding": ns.write_lm_embedding,
     }
     committed, committed_floor, committed_ramp = (
@@ -99,27 +101,26 @@ def run(argv: list[str]) -> dict:
         return json.load(f)
 
 
-def detector_info(paths) -> dict | None:
-    """What the manifest records of the detector: file hashes and the thresholds."""
+def load_calibration(paths) -> dict | None:
+    """The detector's calibration JSON (read once at launch), or None without a detector."""
+    if paths is None:
+        return None
+    with open(paths[1], encoding="utf-8") as f:
+        return json.load(f)
+
+
+def detector_info(paths, c: dict | None) -> dict | None:
+    """What the manifest records of the detector (`c`: its calibration): file hashes and the
+    thresholds."""
     if paths is None:
         return None
     import hashlib
 
     clf, cal = paths
-    with open(cal, encoding="utf-8") as f:
-        c = json.load(f)
     return {"classifier_sha256": hashlib.sha256(open(clf, "rb").read()).hexdigest()[:16],
             "calibration_sha256": hashlib.sha256(open(cal, "rb").read()).hexdigest()[:16],
             "target_fpr": c.get("target_fpr"),
             "thresholds": {k: m["threshold"] for k, m in c.get("models", {}).items()}}
-
-
-def detector_uses_probe(paths) -> bool:
-    """Whether the detector's calibration has a hidden-state probe (then the LM pools one)."""
-    if paths is None:
-        return False
-    with open(paths[1], encoding="utf-8") as f:
-        return json.load(f).get("probe") is not None
 
 
 def lm_transform(ns, embedding: bool = False):
