@@ -65,4 +65,7 @@ def write_jsonl(url: str, rows: list[dict]) -> None:
 
 
 def write_json(url: str, obj: dict) -> None:
-    _atomic_write(url, (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    """Strict JSON (manifest, mixture): a NaN or an infinity raises instead of writing `NaN`,
+    which no strict JSON reader accepts."""
+    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    _atomic_write(url, (text + "\n").encode("utf-8"))

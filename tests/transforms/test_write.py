@@ -1,7 +1,9 @@
 import json
+import math
 import os
 
 import pyarrow.parquet as pq
+import pytest
 
 from collapseguard.pipeline.schema import OUTPUT_SCHEMA
 from collapseguard.transforms.write import parquet_bytes, write_json, write_jsonl, write_parquet
@@ -40,6 +42,17 @@ def test_json_writers_sort_keys(tmp_path):
     assert open(tmp_path / "m.json").read().index('"a"') < open(tmp_path / "m.json").read().index('"b"')
     write_jsonl(str(tmp_path / "r.jsonl"), [{"z": 1, "a": "<script>"}])
     assert json.loads(open(tmp_path / "r.jsonl").read()) == {"a": "<script>", "z": 1}
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_json_writer_refuses_nan_and_infinity_and_leaves_no_file(tmp_path, bad):
+    """Manifest and mixture stay strict JSON: `NaN` / `Infinity` are no JSON a strict reader takes."""
+    path = tmp_path / "m.json"
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        write_json(str(path), {"entropy": {"floor_bits": bad}})
+    assert not path.exists() and not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
+    write_json(str(path), {"entropy": {"floor_bits": 5.5}})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == {"entropy": {"floor_bits": 5.5}}
 
 
 def test_writes_to_memory_filesystem():
