@@ -8,6 +8,16 @@
 - suspected_synthetic: no attestation, and the calibrated detector's p_synthetic is at or over
   its threshold (wired in by the detector; without one nothing is suspected).
 - unverified_human: everything else.
+
+A present-but-malformed attestation never makes a record human (transforms/validate.py says
+what malformed means; provenance reads its input warnings, never parses the kept text):
+- `generator_malformed` (an object, array, true/false, unencodable string...): known_synthetic,
+  reason `generator_field_malformed:<json type>`. An empty or whitespace-only `generator`
+  string is absent, not malformed.
+- `source_malformed`: the source matches neither the verified allowlist nor the trusted
+  archives, so it can't earn verified_human; each string inside it (`_source_strings`) that is
+  on the known-synthetic list makes the record known_synthetic
+  (`known_synthetic_source:<that string>`). A malformed source alone adds no reason.
 """
 
 from __future__ import annotations
@@ -38,7 +48,9 @@ class ProvenanceRules:
 
 def attest(record: dict, rules: ProvenanceRules) -> tuple[str, list[str]]:
     """Attestation-only provenance of a record: (label, reasons)."""
-    source = (record.get("source") or "").strip()
+    warnings = record.get("input_warnings") or ()
+    malformed = record.get("_malformed") or {}
+    source = "" if "source_malformed" in warnings else (record.get("source") or "").strip()
     src = source.lower()
     human: list[str] = []
     synthetic: list[str] = []
@@ -49,10 +61,15 @@ def attest(record: dict, rules: ProvenanceRules) -> tuple[str, list[str]]:
         if ts is not None and ts < rules.cutoff_us:
             human.append(f"trusted_archive_before_cutoff:{source}")
     generator = (record.get("generator") or "").strip()
-    if generator:
+    if "generator_malformed" in warnings:
+        synthetic.append(f"generator_field_malformed:{malformed.get('generator', 'unknown')}")
+    elif generator:
         synthetic.append(f"generator_field:{generator}")
     if src and src in rules.known_synthetic_sources:
         synthetic.append(f"known_synthetic_source:{source}")
+    if "source_malformed" in warnings:
+        inside = dict.fromkeys(x.strip() for x in record.get("_source_strings") or ())
+        synthetic += [f"known_synthetic_source:{x}" for x in inside if x and x.lower() in rules.known_synthetic_sources]
     if synthetic:
         return "known_synthetic", synthetic + human
     if human:

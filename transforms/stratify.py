@@ -71,7 +71,9 @@ def plan_shard(
             if duplicate_mode == "reject":
                 raw = {k: r.get(k) for k in ("id", "source", "text")}
                 rejected.append(rejection(r["shard"], r["line"], "duplicate_id",
-                                          f"id {r['id']!r} first seen at {first_of[r['line']]}", raw, clip_chars))
+                                          f"id {r['id']!r} first seen at {first_of[r['line']]}"
+                                          + ("; ids compare as text, so 7 and \"7\" are one id"
+                                             if r["id"].lstrip("-").isdecimal() else ""), raw, clip_chars))
                 continue
             r["is_duplicate_id"] = True
         kept.append(r)

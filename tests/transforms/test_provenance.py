@@ -1,10 +1,14 @@
+import datetime as dt
+
 import apache_beam as beam
+import pyarrow as pa
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from collapseguard.pipeline.config import from_dict
+from collapseguard.pipeline.config import FieldsConfig, ProvenanceConfig, from_dict
 from collapseguard.transforms.provenance import AttestFn, ProvenanceRules, apply_detector, attest
-from collapseguard.transforms.validate import parse_timestamp
+from collapseguard.transforms.validate import coerce_record, parse_line, parse_timestamp
 
 CFG = from_dict({"provenance": {"verified_sources": ["arXiv"], "trusted_archives": ["cc-2019"],
                                 "known_synthetic_sources": ["chatlogs"], "cutoff": "2022-11-30"},
@@ -60,3 +64,97 @@ def test_attest_fn_in_pipeline():
                     equal_to([("k", "record", "a", "verified_human", "human_verified"),
                               ("k", "record", "b", "known_synthetic", "synthetic_known")]), label="records")
         assert_that(out.verified_windows, equal_to([[6.0]]), label="windows")
+
+
+# --- attestation that cannot be dodged: records as validate.py builds them -------------------
+
+F = FieldsConfig()
+
+
+def validated(line: bytes) -> dict:
+    record, rejection = parse_line(line, "s.jsonl", 1, F, 100)
+    assert rejection is None
+    return record
+
+
+@pytest.mark.parametrize(
+    "value, json_type",
+    [(b'{"model": "gpt-4"}', "object"), (b"{}", "object"), (b'["gpt-4"]', "array"), (b"[]", "array"),
+     (b"true", "boolean"), (b"false", "boolean"), (b'"gpt-\\ud800"', "string")],
+)
+def test_malformed_generator_is_known_synthetic_never_human(value, json_type):
+    r = validated(b'{"text": "t", "source": "arxiv", "generator": ' + value + b"}")
+    assert attest(r, RULES) == ("known_synthetic", [f"generator_field_malformed:{json_type}", "source_allowlist:arxiv"])
+    assert attest(validated(b'{"text": "t", "generator": ' + value + b"}"), RULES) == (
+        "known_synthetic", [f"generator_field_malformed:{json_type}"])
+
+
+def test_malformed_is_read_from_the_warning_not_the_text():
+    # a well-formed generator that happens to look like JSON is an ordinary attestation
+    r = validated(b'{"text": "t", "generator": "{\\"model\\": \\"gpt-4\\"}"}')
+    assert attest(r, RULES) == ("known_synthetic", ['generator_field:{"model": "gpt-4"}'])
+    # and an empty kept text cannot hide a malformed one ("{}" is its canonical JSON anyway)
+    assert attest(rec(generator="", input_warnings=["generator_malformed"], _malformed={"generator": "object"}),
+                  RULES) == ("known_synthetic", ["generator_field_malformed:object"])
+
+
+@pytest.mark.parametrize("value", [b'""', b'"  "', b"null", b'"\\t\\n"'])
+def test_empty_or_null_generator_is_absent(value):
+    r = validated(b'{"text": "t", "source": "arxiv", "generator": ' + value + b"}")
+    assert attest(r, RULES) == ("verified_human", ["source_allowlist:arxiv"])
+    assert attest(validated(b'{"text": "t", "generator": ' + value + b"}"), RULES) == ("unverified_human", [])
+
+
+def test_numeric_generator_stays_an_attestation():
+    assert attest(validated(b'{"text": "t", "generator": 4}'), RULES) == ("known_synthetic", ["generator_field:4"])
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        (b'["chatlogs"]', ("known_synthetic", ["known_synthetic_source:chatlogs"])),
+        (b'["reddit", " ChatLogs "]', ("known_synthetic", ["known_synthetic_source:ChatLogs"])),
+        (b'{"origin": {"name": "chatlogs"}}', ("known_synthetic", ["known_synthetic_source:chatlogs"])),
+        (b'["chatlogs", "chatlogs", "arxiv"]', ("known_synthetic", ["known_synthetic_source:chatlogs"])),
+        (b'["arxiv"]', ("unverified_human", [])),  # never verified through a malformed source
+        (b'{"name": "arxiv"}', ("unverified_human", [])),
+        (b"true", ("unverified_human", [])),
+        (b'"arxiv\\udc00"', ("unverified_human", [])),
+    ],
+)
+def test_malformed_source_cannot_dodge_the_synthetic_list_nor_earn_verified(source, expected):
+    assert attest(validated(b'{"text": "t", "source": ' + source + b"}"), RULES) == expected
+
+
+def test_malformed_source_is_never_a_trusted_archive():
+    r = validated(b'{"text": "t", "source": ["cc-2019"], "timestamp": "2019-05-01"}')
+    assert r["timestamp"] is not None and attest(r, RULES) == ("unverified_human", [])
+    # even when its kept text is exactly a trusted archive's name (a string with no surrogate can't
+    # be malformed; the warning alone decides)
+    assert attest(rec(source="cc-2019", timestamp=r["timestamp"], input_warnings=["source_malformed"]),
+                  RULES) == ("unverified_human", [])
+
+
+ARCHIVE = ProvenanceRules.from_config(ProvenanceConfig(trusted_archives=("arch",), cutoff="2022-11-30"))
+
+
+@pytest.mark.parametrize(
+    "type_, value",
+    [
+        (pa.timestamp("us"), dt.datetime(2020, 1, 2, 3, 4, 5, 6)),
+        (pa.timestamp("ns", tz="UTC"), dt.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)),
+        (pa.timestamp("s"), dt.datetime(2020, 1, 2, 3, 4, 5)),
+        (pa.timestamp("ms", tz="America/New_York"), dt.datetime(2022, 11, 29, 23, 0)),
+        (pa.date32(), dt.date(2022, 11, 29)),
+    ],
+)
+def test_parquet_timestamps_let_a_trusted_archive_verify(type_, value):
+    table = pa.table({"text": ["t", "t"], "source": ["arch", "arch"],
+                      "timestamp": pa.array([value, dt.datetime(2023, 1, 1) if type_ != pa.date32() else
+                                             dt.date(2023, 1, 1)], type_)})
+    before, after = table.to_pylist()
+    r, _ = coerce_record(before, "s.parquet", 1, F, before, 100)
+    assert "timestamp_unparsed" not in r["input_warnings"]
+    assert attest(r, ARCHIVE) == ("verified_human", ["trusted_archive_before_cutoff:arch"])
+    r, _ = coerce_record(after, "s.parquet", 2, F, after, 100)
+    assert r["timestamp"] is not None and attest(r, ARCHIVE) == ("unverified_human", [])
