@@ -105,3 +105,54 @@ def combine_in_order(fn, elements, chunks=1, order=None):
     for i in order[1:]:
         merged = fn.merge_accumulators([merged, accs[i]])
     return fn.extract_output(fn.compact(merged))
+
+
+def varied_jsonl(first: int, last: int, seed: int = 0) -> bytes:
+    """JSONL records r{first}..r{last - 1} of random words: compresses about 3:1, like real text.
+
+    Repetitive text compresses so well that a whole shard fits in one decoder read; this
+    keeps a compressed shard long enough for a cut or a corruption to land mid-file.
+    """
+    import random
+
+    rng = random.Random(seed)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(3000)]
+    rng = random.Random(seed * 1_000_003 + first)
+    return b"".join(jl({"id": f"r{i}", "text": " ".join(rng.choices(words, k=40))}) for i in range(first, last))
+
+
+def corrupt_parquet_row_group(path: str, group: int, how: str = "pages") -> None:
+    """Damages one row group of a Parquet file in place, leaving footer and other groups intact.
+
+    how="pages": every column chunk of the group overwritten with 0xFF, so its page headers
+    cannot be parsed. how="flip": a few bytes flipped mid-chunk in each column, page headers
+    intact: only a page CRC (write_page_checksum=True) can tell, otherwise it reads as garbage.
+    """
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata.row_group(group)
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    for j in range(meta.num_columns):
+        col = meta.column(j)
+        start = col.dictionary_page_offset if col.has_dictionary_page else col.data_page_offset
+        size = col.total_compressed_size
+        if how == "pages":
+            data[start:start + size] = b"\xff" * size
+        else:
+            mid = start + size // 2
+            data[mid:mid + 4] = bytes(b ^ 0x5A for b in data[mid:mid + 4])
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def garbage_parquet_footer(path: str) -> None:
+    """Overwrites a Parquet file's footer metadata (kept length and magic) with garbage."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    footer_len = struct.unpack("<I", data[-8:-4])[0]
+    data[-8 - footer_len:-8] = b"\x07garbage" * (footer_len // 8) + b"\x07" * (footer_len % 8)
+    with open(path, "wb") as f:
+        f.write(data)

@@ -2,29 +2,41 @@
 
 `iter_shard` is a pure generator over one shard: it yields ("record", dict),
 ("rejected", dict) and, last, exactly one ("status", dict). A shard that breaks mid-way
-(truncated gzip, corrupt Parquet) keeps what was read before the break, rejects the partial
-line it was in, and reports the error in its status: input never crashes a run.
+(truncated or corrupt compressed stream, unreadable Parquet row group) keeps what was read
+before the break, rejects what it could not read, and reports the error in its status:
+input never crashes a run, and never vanishes without an error either.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
+import lzma
+import os
 import posixpath
 import re
-from typing import Iterator
+from typing import Callable, Iterator
 
 import apache_beam as beam
+import fsspec
+import zstandard
 from apache_beam.pvalue import TaggedOutput
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 from collapseguard.pipeline.config import ReadConfig
+from collapseguard.transforms.dedup import id_location
 from collapseguard.transforms.validate import coerce_record, parse_line, rejection
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_BATCH_ROWS = 1024  # rows turned into Python dicts at a time
+_COMPRESSED_SLICE = 1 << 16  # compressed bytes fed to a decoder per call (bounds its output)
 
 
 class InputError(ValueError):
@@ -52,15 +64,50 @@ def _fixed_prefix(path: str) -> str:
     return posixpath.dirname(path[: m.start()])
 
 
-def expand_inputs(patterns: list[str]) -> list[Shard]:
+def _location(fs, path: str) -> tuple[str, str]:
+    """(filesystem, normalised absolute path): two locations on one filesystem compare as text.
+
+    Local paths go through realpath so a symlink or a relative --output still matches the
+    files it holds; object stores have no links, only a lexical normal form.
+    """
+    if isinstance(fs, LocalFileSystem):
+        return "file", os.path.realpath(path)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol, posixpath.normpath("/" + fs._strip_protocol(path).lstrip("/"))
+
+
+def _inside(location: tuple[str, str], folder: tuple[str, str]) -> bool:
+    """True when `location` is `folder` or below it ('/out2' is not below '/out')."""
+    (fs_a, a), (fs_b, b) = location, folder
+    return fs_a == fs_b and (a == b or a.startswith(b.rstrip("/") + "/"))
+
+
+def _match_files(fs, path: str) -> tuple[list[str], str, bool]:
+    """(files, folder their names are relative to, whether `path` named one file literally).
+
+    A path that exists as a file is that file, even when its name holds glob characters
+    (`a[1].jsonl` must not read `a1.jsonl`); only otherwise is it a glob.
+    """
+    if fs.isfile(path):
+        return [path], posixpath.dirname(path), True
+    matches = fs.glob(path) if _GLOB_CHARS.search(path) else []
+    return sorted(m for m in matches if fs.isfile(m)), _fixed_prefix(path), False
+
+
+def expand_inputs(patterns: list[str], exclude: str | None = None) -> list[Shard]:
     """Expands comma-separated globs into a sorted, de-duplicated list of shards.
 
     Runs at launch (like Beam's own file-based sources) so a pattern matching nothing fails
-    fast with a clear message.
+    fast with a clear message. `exclude` is the run's --output: files at or under it are
+    never inputs (a glob over a folder that holds the output would otherwise read the
+    previous run's results as new data).
     """
-    import fsspec
-    from fsspec.core import url_to_fs
-
+    out = None
+    if exclude:
+        try:
+            out = _location(*url_to_fs(exclude))
+        except (ValueError, ImportError) as e:
+            raise InputError(f"--output {exclude!r}: {e}") from e
     found: dict[str, str] = {}
     sizes: dict[str, int] = {}
     for pattern in patterns:
@@ -68,13 +115,20 @@ def expand_inputs(patterns: list[str]) -> list[Shard]:
             fs, path = url_to_fs(pattern)
         except (ValueError, ImportError) as e:
             raise InputError(f"--input {pattern!r}: {e}") from e
-        matches = fs.glob(path) if _GLOB_CHARS.search(path) else ([path] if fs.exists(path) else [])
-        files = [m for m in matches if fs.isfile(m)]
+        files, base, literal = _match_files(fs, fs._strip_protocol(path))
         if not files:
             raise InputError(f"--input {pattern!r} matched no files")
-        base = _fixed_prefix(fs._strip_protocol(path))
-        for m in sorted(files):
-            url = fs.unstrip_protocol(m) if not isinstance(fs, fsspec.implementations.local.LocalFileSystem) else m
+        if out is not None:
+            kept = [m for m in files if not _inside(_location(fs, m), out)]
+            if not kept:
+                what = "is inside" if literal else "matched only files inside"
+                raise InputError(f"--input {pattern!r} {what} --output {exclude!r}")
+            if len(kept) < len(files):
+                logging.getLogger("collapseguard").warning(
+                    "--input %r: skipped %d file(s) inside --output %r", pattern, len(files) - len(kept), exclude)
+            files = kept
+        for m in files:
+            url = m if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(m)
             rel = posixpath.relpath(m, base) if base else m
             found.setdefault(url, rel)
             try:
@@ -90,6 +144,93 @@ def expand_inputs(patterns: list[str]) -> list[Shard]:
 def shard_format(url: str) -> str:
     lower = url.lower()
     return "parquet" if lower.endswith(PARQUET_SUFFIXES) else "jsonl"
+
+
+def _strict_decoder(url: str) -> tuple[Callable[[], object], bool] | None:
+    """(one-stream decoder factory, NUL padding allowed between streams), by file suffix.
+
+    Gzip stays with fsspec/the gzip module, which already raises on a cut or on bytes after
+    the last member; zstd, bz2 and xz do not (see StrictDecompressor). Only xz defines
+    stream padding; in the others a NUL byte between streams is garbage.
+    """
+    ext = url.lower().rsplit(".", 1)[-1]
+    if ext == "zst":
+        return zstandard.ZstdDecompressor().decompressobj, False  # one frame per call
+    if ext == "bz2":
+        return bz2.BZ2Decompressor, False
+    if ext in ("xz", "lzma"):
+        return lzma.LZMADecompressor, True
+    return None
+
+
+class StrictDecompressor:
+    """Binary reader over concatenated compressed streams that fails loudly on a bad file.
+
+    Why not fsspec's own readers: zstandard's stream_reader returns a short read when a file
+    is cut inside a frame (a truncated upload reads as a smaller, clean shard), and the bz2
+    and lzma file objects drop whatever follows a complete stream if it does not decode (a
+    corrupt second stream vanishes). Here a file must be whole streams to its last byte, or
+    read1 raises: EOFError for a cut (same message as gzip's), the decoder's own error for
+    garbage. NUL bytes between streams are skipped only when `padding` (xz stream padding).
+
+    Output per call is bounded by feeding at most `slice_bytes` compressed bytes at a time.
+    """
+
+    def __init__(self, raw, new_decoder: Callable[[], object], padding: bool = False,
+                 slice_bytes: int = _COMPRESSED_SLICE):
+        self._raw, self._new, self._padding, self._slice = raw, new_decoder, padding, slice_bytes
+        self._decoder = None  # decoder of the stream in progress; None between streams
+        self._streams = 0  # complete streams decoded so far
+        self._out, self._pos = b"", 0
+        self._error: Exception | None = None  # raised once the output decoded before it is read
+
+    def read1(self, size: int = -1) -> bytes:
+        while self._pos >= len(self._out):
+            if self._error is not None:
+                raise self._error
+            data = self._raw.read(self._slice)
+            if not data:
+                if self._decoder is not None or self._streams == 0:
+                    raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+                return b""
+            self._out, self._pos = self._decode(data), 0
+        end = len(self._out) if size is None or size < 0 else min(len(self._out), self._pos + size)
+        chunk, self._pos = self._out[self._pos:end], end
+        return chunk
+
+    read = read1
+
+    def _decode(self, data: bytes) -> bytes:
+        """Decodes one slice, across stream ends; an error waits behind the output before it."""
+        out = []
+        try:
+            while data:
+                if self._decoder is None:
+                    if self._streams and self._padding:
+                        data = data.lstrip(b"\0")
+                        if not data:
+                            break
+                    self._decoder = self._new()
+                out.append(self._decoder.decompress(data))
+                if not self._decoder.eof:
+                    break
+                data, self._decoder = self._decoder.unused_data, None
+                self._streams += 1
+        except Exception as e:  # noqa: BLE001 - any decoder error; re-raised by read1
+            self._error = e
+        return b"".join(out)
+
+
+@contextlib.contextmanager
+def open_jsonl(url: str) -> Iterator:
+    """Opens a JSONL shard as a binary stream of its decompressed bytes."""
+    strict = _strict_decoder(url)
+    if strict is None:
+        with fsspec.open(url, "rb", compression="infer") as f:
+            yield f
+    else:
+        with fsspec.open(url, "rb") as raw:
+            yield StrictDecompressor(raw, *strict)
 
 
 class _Partial(Exception):
@@ -130,6 +271,91 @@ def iter_lines(f, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
         yield n, b"".join(pending)
 
 
+@dataclasses.dataclass(frozen=True)
+class _LostRows:
+    """Rows of a Parquet row group that could not be read: `lines` are their line numbers."""
+
+    error: str  # names the row group and the exception
+    lines: range
+
+
+def _row_group_rows(pf, group: int, batch_rows: int) -> Iterator[dict]:
+    """The rows of one row group as dicts, converted `batch_rows` at a time."""
+    for batch in _microsecond_timestamps(pf.read_row_group(group)).to_batches(max_chunksize=batch_rows):
+        yield from batch.to_pylist()
+
+
+def _microsecond_timestamps(table):
+    """Nanosecond timestamp columns cast to microseconds (the schema's unit): without pandas,
+    pyarrow cannot turn a value with sub-microsecond digits into a Python object, and the whole
+    row group would be lost over a precision the output does not keep."""
+    import pyarrow as pa
+
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns":
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp("us", tz=f.type.tz), safe=False))
+    return table
+
+
+def iter_parquet_rows(pf, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[tuple[int, dict | _LostRows]]:
+    """(line, row) for every readable row of a pq.ParquetFile, (first lost line, _LostRows) else.
+
+    Read row group by row group so one corrupt group costs its own rows, not the file's.
+    Line numbers come from the footer (cumulative num_rows, 1-based), so a row keeps its
+    line whether or not the groups before it could be read. A group that fails, even
+    part-way, or yields fewer rows than its footer promises, reports the rows it did not
+    deliver, one line each, so records_read == valid + rejected stays exact.
+    """
+    start = 0
+    for group in range(pf.num_row_groups):
+        expected = pf.metadata.row_group(group).num_rows
+        done = 0
+        error = None
+        try:
+            for row in _row_group_rows(pf, group, batch_rows):
+                done += 1
+                yield start + done, row
+        except Exception as e:  # noqa: BLE001 - a corrupt row group is reported, never fatal
+            error = f"{type(e).__name__}: {str(e).strip()}"
+        if done < expected or error:
+            error = error or f"read {done} rows, the footer says {expected}"
+            lost = range(start + done + 1, start + expected + 1)
+            yield lost.start, _LostRows(f"row group {group} of {pf.num_row_groups}: {error}", lost)
+        start += expected
+
+
+def _parquet_events(shard: Shard, cfg: ReadConfig, status: dict) -> Iterator[tuple[dict | None, dict | None]]:
+    """(record, rejection) pairs for a Parquet shard; row group failures go to `status`."""
+    import pyarrow.parquet as pq
+
+    fields, clip_chars = cfg.fields, cfg.raw_clip_chars
+    with fsspec.open(shard.url, "rb") as f:
+        # Pages written with CRCs are checked: a flipped byte fails its row group instead of
+        # reading as plausible garbage (files without CRCs read as before).
+        pf = pq.ParquetFile(f, page_checksum_verification=True)
+        for line, row in iter_parquet_rows(pf):
+            if not isinstance(row, _LostRows):
+                yield coerce_record(row, shard.name, line, fields, row, clip_chars)
+                continue
+            status["row_groups_failed"] += 1
+            status["error"] = status["error"] or f"unreadable_row_group: {row.error}"
+            for lost in row.lines:
+                yield None, rejection(shard.name, lost, "unreadable_row_group", row.error, "", clip_chars)
+
+
+def _jsonl_events(shard: Shard, cfg: ReadConfig, status: dict) -> Iterator[tuple[dict | None, dict | None]]:
+    """(record, rejection) pairs for a JSONL shard; a broken stream goes to `status`."""
+    fields, clip_chars = cfg.fields, cfg.raw_clip_chars
+    with open_jsonl(shard.url) as f:
+        try:
+            for line, raw in iter_lines(f, cfg.chunk_bytes):
+                yield parse_line(raw, shard.name, line, fields, clip_chars)
+        except _Partial as p:
+            status["error"] = f"{type(p.cause).__name__}: {p.cause}"
+            if p.partial:
+                yield None, rejection(shard.name, p.line, "truncated_shard", status["error"], p.partial, clip_chars)
+
+
 def iter_shard(shard: Shard, cfg: ReadConfig) -> Iterator[tuple[str, dict]]:
     status = {
         "shard": shard.name,
@@ -138,47 +364,23 @@ def iter_shard(shard: Shard, cfg: ReadConfig) -> Iterator[tuple[str, dict]]:
         "records_read": 0,
         "records_valid": 0,
         "records_rejected": 0,
-        "error": None,
+        "error": None,  # first error met; set means the shard is listed in shards_with_errors
+        "row_groups_failed": 0,  # Parquet row groups whose rows were rejected as unreadable
     }
-
-    def emit(record, rej):
-        status["records_read"] += 1
-        if record is not None:
-            record["shard_key"] = shard.key
-            record["shard_index"] = shard.index
-            status["records_valid"] += 1
-            return "record", record
-        status["records_rejected"] += 1
-        return "rejected", rej
-
-    import fsspec
-
-    fields, clip_chars = cfg.fields, cfg.raw_clip_chars
+    events = _parquet_events if shard_format(shard.url) == "parquet" else _jsonl_events
     try:
-        if shard_format(shard.url) == "parquet":
-            import pyarrow.parquet as pq
-
-            with fsspec.open(shard.url, "rb") as f:
-                pf = pq.ParquetFile(f)
-                line = 0
-                for batch in pf.iter_batches(batch_size=1024):
-                    for row in batch.to_pylist():
-                        line += 1
-                        yield emit(*coerce_record(row, shard.name, line, fields, row, clip_chars))
-        else:
-            with fsspec.open(shard.url, "rb", compression="infer") as f:
-                try:
-                    for line, raw in iter_lines(f, cfg.chunk_bytes):
-                        yield emit(*parse_line(raw, shard.name, line, fields, clip_chars))
-                except _Partial as p:
-                    status["error"] = f"{type(p.cause).__name__}: {p.cause}"
-                    if p.partial:
-                        yield emit(
-                            None,
-                            rejection(shard.name, p.line, "truncated_shard", status["error"], p.partial, clip_chars),
-                        )
+        for record, rej in events(shard, cfg, status):
+            status["records_read"] += 1
+            if record is not None:
+                record["shard_key"] = shard.key
+                record["shard_index"] = shard.index
+                status["records_valid"] += 1
+                yield "record", record
+            else:
+                status["records_rejected"] += 1
+                yield "rejected", rej
     except Exception as e:  # noqa: BLE001 - unreadable shard: reported, never fatal
-        status["error"] = f"{type(e).__name__}: {e}"
+        status["error"] = status["error"] or f"{type(e).__name__}: {e}"
     yield "status", status
 
 
@@ -242,8 +444,6 @@ class ReadShards(beam.DoFn):
         self._rejected = beam.metrics.Metrics.counter("collapseguard", "records_rejected")
 
     def process(self, shard: Shard):
-        from collapseguard.transforms.dedup import id_location
-
         if shard.key in self._committed:
             for kind, value in iter_shard(shard, self._cfg):
                 if kind == "record":
