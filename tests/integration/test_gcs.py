@@ -19,6 +19,7 @@ import re
 import secrets
 
 import pytest
+from collapseguard.pipeline.outdir import LOCK, MARKER
 from integration_support import REPO, free_port, local_tree, run_cli, server, tool_venv
 
 pytestmark = pytest.mark.integration
@@ -93,7 +94,12 @@ def test_gs_input_and_output_match_a_local_run(gcs, direct_run, tmp_path):
     if fp_remote:
         swaps.append((fp_remote.encode(), fp_local.encode()))
     differ = []
+    # the run marker records each shard's store identity (GCS generation vs local mtime)
+    assert json.loads(remote[MARKER])["shard_keys"] == json.loads(local[MARKER])["shard_keys"]
+    assert LOCK not in remote and LOCK not in local  # released at the end
     for name, data in remote.items():
+        if name == MARKER:
+            continue
         if data != local[name]:
             differ.append(name)
             for a, b in swaps:
@@ -107,3 +113,26 @@ def test_gs_input_and_output_match_a_local_run(gcs, direct_run, tmp_path):
     for where, data in logs + list(remote.items()):
         assert canary.encode() not in data, where
         assert not CREDENTIAL_PATTERNS.search(data), (where, CREDENTIAL_PATTERNS.search(data))
+
+
+def test_the_output_lock_holds_on_gcs(gcs, monkeypatch):
+    """The lock's does-not-exist precondition (ifGenerationMatch=0) against the emulator: of two
+    runs, the second is refused, and a release never removes another run's lock."""
+    from collapseguard.pipeline.outdir import LockedError, OutputLock
+
+    endpoint, fs = gcs
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", endpoint)
+    monkeypatch.setenv("FSSPEC_GCS_TOKEN", "anon")
+    monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    out = f"gs://{BUCKET}/locked-out"
+    first = OutputLock(out)
+    first.acquire()
+    second = OutputLock(out)
+    with pytest.raises(LockedError, match="in use by another collapseguard run"):
+        second.acquire()
+    second.release()
+    fs.invalidate_cache()
+    assert fs.exists(f"{BUCKET}/locked-out/{LOCK}")
+    first.release()
+    fs.invalidate_cache()
+    assert not fs.exists(f"{BUCKET}/locked-out/{LOCK}")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from collapseguard.pipeline.cli import main
+from fixtures_data import HUMAN
 
 
 def test_main_runs_sample_and_prints_where_outputs_are(tmp_path, capsys):
@@ -32,10 +33,39 @@ def test_console_script_is_installed():
     assert r.returncode == 0 and "run" in r.stdout
 
 
-def test_hostile_folder_runs_with_exit_0_and_conserves(hostile_dir, tmp_path, capsys):
+def test_hostile_folder_conserves_and_exits_3_naming_the_broken_shard(hostile_dir, tmp_path, capsys):
     folder, expect = hostile_dir
     out = str(tmp_path / "out")
-    assert main(["run", "--input", f"{folder}/*", "--output", out, "--scoring-model", "none"]) == 0
+    # the truncated gzip shard is a read error: everything readable is written, the exit says so
+    assert main(["run", "--input", f"{folder}/*", "--output", out, "--scoring-model", "none"]) == 3
+    captured = capsys.readouterr()
+    assert "shards with errors   1" in captured.out and "truncated.jsonl.gz: " in captured.out
+    assert "had read errors" in captured.err
     m = json.load(open(os.path.join(out, "manifest.json")))
     assert m["conserved"] and m["records_rejected"] == len(expect["rejected_reasons"])
     assert sum(m["records_by_stratum"].values()) == len(expect["valid_ids"])
+    assert [x["shard"] for x in m["shards_with_errors"]] == ["truncated.jsonl.gz"]
+
+
+def test_unreadable_shard_exits_3_and_the_rest_is_written(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.jsonl").write_text("".join(json.dumps({"id": f"g{i}", "text": HUMAN[i % 2]}) + "\n"
+                                               for i in range(4)))
+    (folder / "not-gzip.jsonl.gz").write_bytes(b"this is not gzip data at all\n" * 10)
+    out = str(tmp_path / "out")
+    assert main(["run", "--input", f"{folder}/*", "--output", out, "--scoring-model", "none"]) == 3
+    printed = capsys.readouterr().out
+    assert "conserved            True" in printed and "not-gzip.jsonl.gz: " in printed
+    m = json.load(open(os.path.join(out, "manifest.json")))
+    assert sum(m["records_by_stratum"].values()) == 4
+    assert [x["shard"] for x in m["shards_with_errors"]] == ["not-gzip.jsonl.gz"]
+
+
+def test_a_clean_run_prints_no_shard_errors(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "good.jsonl").write_text(json.dumps({"id": "g", "text": HUMAN[0]}) + "\n")
+    assert main(["run", "--input", str(folder / "good.jsonl"), "--output", str(tmp_path / "o"),
+                 "--scoring-model", "none"]) == 0
+    assert "shards with errors   0" in capsys.readouterr().out

@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from collapseguard.pipeline.cli import main, run
+from collapseguard.pipeline.outdir import LOCK
+from collapseguard.transforms.commit import differences, fingerprint, fingerprint_parts
 from fixtures_data import HUMAN
 
 N_SHARDS = 60
@@ -65,6 +67,11 @@ def test_kill_midway_then_resume_equals_uninterrupted(tmp_path):
     assert 0 < done < N_SHARDS, f"kill landed outside the finalize stage ({done} committed)"
     assert not os.path.exists(os.path.join(killed, "manifest.json"))
 
+    # a killed run leaves its lock: the refusal says how to clear it, then --resume continues
+    assert main(["run"] + args + ["--output", killed, "--resume"]) == 2
+    lock = os.path.join(killed, LOCK)
+    assert os.path.exists(lock)
+    os.remove(lock)
     assert main(["run"] + args + ["--output", killed, "--resume"]) == 0
     assert contents(killed) == contents(full)
     m_full = json.load(open(os.path.join(full, "manifest.json")))
@@ -90,3 +97,73 @@ def test_resume_refuses_other_config(tmp_path):
     other.write_text("stratify: {anchor_fraction: 0.2}\n")
     assert main(["run", "--input", f"{src}/part-00*.jsonl", "--scoring-model", "none", "--output", out,
                  "--config", str(other), "--resume"]) == 2
+
+
+@pytest.mark.parametrize("change", ["detector", "edited_shard", "config", "added_shard"])
+def test_resume_refuses_a_run_that_would_mix_outputs(tmp_path, capsys, change):
+    src = str(tmp_path / "in")
+    make_corpus(src)
+    for f in os.listdir(src)[6:]:
+        os.remove(os.path.join(src, f))
+    out = str(tmp_path / "out")
+    args = ["--input", f"{src}/*.jsonl", "--scoring-model", "none", "--output", out]
+    assert main(["run"] + args) == 0  # default detector
+    capsys.readouterr()
+    before = sorted(os.listdir(os.path.join(out, "_commits")))
+    if change == "detector":
+        args += ["--detector", "none"]
+    elif change == "edited_shard":  # same name, same line count: only its bytes and time moved
+        path = os.path.join(src, sorted(os.listdir(src))[0])
+        data = open(path).read().replace("Shard", "SHARD", 1)
+        st = os.stat(path)
+        open(path, "w").write(data)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    elif change == "config":
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text("weights: {cap: 3.0}\n")
+        args += ["--config", str(cfg)]
+    else:
+        with open(os.path.join(src, "zz-new.jsonl"), "w") as f:
+            f.write(json.dumps({"id": "new", "text": HUMAN[0]}) + "\n")
+    assert main(["run"] + args + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    want = {"detector": "detector", "edited_shard": "input shards", "config": "config",
+            "added_shard": "input shards"}[change]
+    assert "--resume" in err and want in err, err
+    assert sorted(os.listdir(os.path.join(out, "_commits"))) == before
+
+
+def test_resume_of_an_unchanged_finished_run_is_accepted(tmp_path):
+    src = str(tmp_path / "in")
+    make_corpus(src)
+    for f in os.listdir(src)[4:]:
+        os.remove(os.path.join(src, f))
+    out = str(tmp_path / "out")
+    args = ["run", "--input", f"{src}/*.jsonl", "--scoring-model", "none", "--output", out]
+    assert main(args) == 0
+    first = open(os.path.join(out, "manifest.json")).read()
+    assert main(args + ["--resume"]) == 0
+    assert open(os.path.join(out, "manifest.json")).read() == first
+
+
+@pytest.mark.parametrize("key,value", [
+    ("scoring_model", "some/other-model"), ("lm_max_tokens", 128), ("lm_sample_rate", 0.5),
+    ("write_lm_embedding", True), ("detector", None), ("config", {"x": 1}), ("inputs", ["other/*"])])
+def test_fingerprint_covers_every_option_that_changes_an_output(key, value):
+    info = {"inputs": ["in/*"], "config": {}, "scoring_model": "default", "lm_max_tokens": 512,
+            "lm_sample_rate": 1.0, "write_lm_embedding": False, "detector": {"calibration_sha256": "ab"}}
+    base = fingerprint_parts(info, {"collapseguard": "0.1.0"}, "m:1", {"a.jsonl": [10, "1"]})
+    other = fingerprint_parts(dict(info, **{key: value}), {"collapseguard": "0.1.0"}, "m:1", {"a.jsonl": [10, "1"]})
+    assert fingerprint(base) != fingerprint(other)
+    assert differences(base, other) == [key.replace("_", "-") if key not in ("config", "inputs") else key]
+
+
+@pytest.mark.parametrize("part,value", [
+    ("versions", {"collapseguard": "0.2.0"}), ("model", "m:2"), ("shards", {"a.jsonl": [10, "2"]}),
+    ("shards", {"a.jsonl": [11, "1"]})])
+def test_fingerprint_covers_versions_and_shard_identity(part, value):
+    args = {"versions": {"collapseguard": "0.1.0"}, "model": "m:1", "shards": {"a.jsonl": [10, "1"]}}
+    base = fingerprint_parts({}, args["versions"], args["model"], args["shards"])
+    args[part] = value
+    other = fingerprint_parts({}, args["versions"], args["model"], args["shards"])
+    assert fingerprint(base) != fingerprint(other) and differences(base, other)
