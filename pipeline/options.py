@@ -125,6 +125,8 @@ def parse_run_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         raise UsageError("--lm-sample-rate must be in (0, 1]")
     if ns.write_lm_embedding and ns.scoring_model == SCORING_NONE:
         raise UsageError("--write-lm-embedding needs an LM: not with --scoring-model none")
+    if not ns.output.strip():
+        raise UsageError("--output is empty; name a folder (it is created if missing)")
     if ns.resume and ns.overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     if ns.input is None:

@@ -90,7 +90,10 @@ def _match_files(fs, path: str) -> tuple[list[str], str, bool]:
     """
     if fs.isfile(path):
         return [path], posixpath.dirname(path), True
-    matches = fs.glob(path) if _GLOB_CHARS.search(path) else []
+    try:
+        matches = fs.glob(path) if _GLOB_CHARS.search(path) else []
+    except ValueError as e:  # an invalid pattern (e.g. '**' inside a path component)
+        raise InputError(f"--input {path!r}: {e}") from e
     return sorted(m for m in matches if fs.isfile(m)), _fixed_prefix(path), False
 
 

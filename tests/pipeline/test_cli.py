@@ -24,6 +24,8 @@ def test_bad_flags_and_inputs_fail_fast_with_exit_2(tmp_path, capsys):
     assert "unknown flag --outptu" in capsys.readouterr().err
     assert main(["run", "--input", str(tmp_path / "none-*.jsonl"), "--output", str(tmp_path / "o")]) == 2
     assert "matched no files" in capsys.readouterr().err
+    assert main(["run", "--input", str(tmp_path / "**.jsonl"), "--output", str(tmp_path / "o")]) == 2
+    assert "Invalid pattern" in capsys.readouterr().err
     assert main(["frobnicate"]) == 2
 
 
@@ -69,3 +71,24 @@ def test_a_clean_run_prints_no_shard_errors(tmp_path, capsys):
     assert main(["run", "--input", str(folder / "good.jsonl"), "--output", str(tmp_path / "o"),
                  "--scoring-model", "none"]) == 0
     assert "shards with errors   0" in capsys.readouterr().out
+
+
+def test_an_output_inside_the_input_glob_is_never_read_back(tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(json.dumps({"id": "a", "text": HUMAN[0]}) + "\n{broken\n")
+    (folder / "b[1].jsonl").write_text(json.dumps({"id": "b", "text": HUMAN[1]}) + "\n")
+    (folder / "b1.jsonl").write_text(json.dumps({"id": "other", "text": HUMAN[0]}) + "\n")
+    out = str(folder / "out")
+    args = ["run", "--input", f"{folder}/**/*.jsonl", "--output", out, "--scoring-model", "none"]
+    assert main(args) == 0
+    first = json.load(open(os.path.join(out, "manifest.json")))
+    assert main(args + ["--overwrite"]) == 0  # out/rejected/*.jsonl now matches the glob: skipped
+    second = json.load(open(os.path.join(out, "manifest.json")))
+    assert second["shards_total"] == first["shards_total"] == 3
+    assert second["records_read"] == first["records_read"] == 4
+    # a literal name with glob characters is that file, not b1.jsonl
+    lit = str(tmp_path / "lit")
+    assert main(["run", "--input", str(folder / "b[1].jsonl"), "--output", lit, "--scoring-model", "none"]) == 0
+    m = json.load(open(os.path.join(lit, "manifest.json")))
+    assert [s["shard"] for s in m["shards"]] == ["b[1].jsonl"] and m["records_read"] == 1

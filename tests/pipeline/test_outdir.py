@@ -43,7 +43,7 @@ def tree(root):
 # ----------------------------------------------------------------------- refused outputs
 
 
-@pytest.mark.parametrize("make", ["file", "root", "home", "home_tilde"])
+@pytest.mark.parametrize("make", ["file", "root", "home", "home_tilde", "empty"])
 def test_unusable_outputs_are_refused_with_one_line(tmp_path, monkeypatch, capsys, make):
     src = small_corpus(str(tmp_path / "in"))
     home = tmp_path / "home"
@@ -55,10 +55,11 @@ def test_unusable_outputs_are_refused_with_one_line(tmp_path, monkeypatch, capsy
         target.write_text("not a folder")
         out = str(target)
     else:
-        out = {"root": "/", "home": str(home), "home_tilde": "~"}[make]
+        out = {"root": "/", "home": str(home), "home_tilde": "~", "empty": " "}[make]
     rc, err = cli(["--input", src, "--output", out], capsys)
     assert rc == 2
     assert err.count("\n") == 1 and "collapseguard: error: --output" in err and "Traceback" not in err
+    assert not (tmp_path / "anchor").exists() and not os.path.exists("anchor")
     assert (home / "keep.txt").read_text() == "mine"
     assert list(home.iterdir()) == [home / "keep.txt"]
     if make == "file":
