@@ -6,7 +6,7 @@ One generic checker (`_build`) reads both, so a value of the wrong type, out of 
 infinite fails the run before any work starts, with a one-line message that begins with the
 dotted key (`signals.window_tokens: expected an integer in [10, 10000], got 100.5`). Unknown
 keys fail the same way (misspelled settings must not pass silently). The YAML itself is read
-without anchors, aliases or repeated keys (`_StrictLoader`).
+without anchors, aliases or repeated keys (`yaml_strict.StrictLoader`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from collapseguard.pipeline.yaml_strict import RefusedYaml, StrictLoader
 from collapseguard.transforms.weights import RAMPS, WeightsConfig
 
 
@@ -356,56 +357,6 @@ def from_dict(data: Mapping[str, Any] | None) -> Config:
     return validate(_build(Config, data or {}, ""))
 
 
-# --- reading the YAML ---------------------------------------------------------------------
-
-
-def _dotted(parts: list) -> str:
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif p is not None:
-            out = f"{out}.{p}" if out else str(p)
-    return out or "config"
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors and aliases (&a / *a: a few lines of aliases expand to
-    billions of values in whatever walks the result later) and repeated keys (the last one
-    would win silently). Errors name the dotted key and the line."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._path: list = []
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        # mapping values are composed with their key node as index, list items with their position
-        name = index.value if isinstance(index, yaml.ScalarNode) else index
-        parts = self._path + [name if isinstance(name, (str, int)) else None]
-        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
-            raise ConfigError(f"{_dotted(parts)}: YAML anchors and aliases (&name, *name) are not allowed "
-                              f"(line {event.start_mark.line + 1}); write the value out")
-        self._path.append(parts[-1])
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._path.pop()
-        if isinstance(node, yaml.MappingNode):
-            _refuse_repeated_keys(node, parts)
-        return node
-
-
-def _refuse_repeated_keys(node: yaml.MappingNode, parts: list) -> None:
-    seen: dict = {}
-    for k, _ in node.value:
-        if isinstance(k, yaml.ScalarNode):
-            if k.value in seen:
-                raise ConfigError(f"{_dotted(parts + [k.value])}: set twice "
-                                  f"(lines {seen[k.value] + 1} and {k.start_mark.line + 1})")
-            seen[k.value] = k.start_mark.line
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -418,9 +369,9 @@ def load(path: str | None) -> Config:
 
     try:
         with fsspec.open(path, "rt", encoding="utf-8") as f:
-            data = yaml.load(f, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except ConfigError:
-        raise
+            data = yaml.load(f, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except RefusedYaml as e:
+        raise ConfigError(str(e)) from e
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {path}") from e
     except yaml.YAMLError as e:
