@@ -152,16 +152,21 @@ def prepare(output: str, overwrite: bool, resume: bool, marker: dict) -> int:
     """Makes `output` ready for a run whose marker is `marker`; returns how many files it removed.
 
     - neither flag: the folder may hold other files, but no run and no output-like name;
-    - --overwrite: the folder's earlier run (by its marker) is removed, file by file;
+    - --overwrite: the folder's earlier run (by its marker) is removed, file by file; a folder
+      that is not empty but holds no run is refused (there is nothing of ours to replace);
     - --resume: the earlier run's temp files are removed; its committed files stay.
     The new marker is written last, so a folder with a marker always lists what may be in it.
     """
     fs, path = url_to_fs(output)
     root = path.rstrip("/")
     earlier = read_marker(output)
-    taken = [n for n in _listing(fs, root) if n in OWNED_NAMES]
+    present = [n for n in _listing(fs, root) if n != LOCK]
+    taken = [n for n in present if n in OWNED_NAMES]
     removed: list[str] = []
     if earlier is None:
+        if overwrite and present and not taken:
+            raise OutputError(f"--overwrite: --output {output} holds no earlier collapseguard run (no {MARKER}) to "
+                              f"replace; run without --overwrite to write beside its files, or choose another --output")
         if taken:
             what = "--overwrite and --resume delete only what a run recorded" if overwrite or resume else \
                 "collapseguard writes only into a folder it owns"

@@ -157,6 +157,9 @@ def test_a_plain_run_leaves_unrelated_files_alone_and_refuses_a_second_run(tmp_p
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("keep")
+    rc, err = cli(["--input", src, "--output", str(out), "--overwrite"], capsys)
+    assert rc == 2 and "holds no earlier collapseguard run" in err  # nothing of ours to replace
+    assert sorted(os.listdir(out)) == ["notes.txt"]
     assert cli(["--input", src, "--output", str(out)], capsys)[0] == 0
     assert (out / "notes.txt").read_text() == "keep"
     rc, err = cli(["--input", src, "--output", str(out)], capsys)
