@@ -13,42 +13,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import statistics
 from collections import defaultdict
 
 from collapseguard.models.causal_lm import CausalLMScorer, LMConfig
-
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-FILES = ("labeled-dev.jsonl", "labeled-modern.jsonl", "human-extra.jsonl", "human-more.jsonl",
-         "synthetic-smollm2.jsonl", "synthetic-chat.jsonl")
-# generator-name fragment -> family, first match wins (GPT-2-era open models before "gpt")
-FAMILIES = (("gpt2", "gpt2-era"), ("opt-", "gpt2-era"), ("gpt-neo", "gpt2-era"), ("gpt-j", "gpt2-era"),
-            ("gpt", "openai"), ("claude", "anthropic"), ("gemini", "google"), ("smollm2", "smollm2"))
-
-
-def family(generator: str) -> str:
-    g = generator.lower()
-    return next((fam for key, fam in FAMILIES if key in g), g)
-
-
-def source_of(row: dict, file: str) -> str:
-    """human:<file stem>/<dataset or domain>, or synthetic:<family>/<how it was made>."""
-    stem = file.split(".")[0]
-    if row.get("label") == "human" or not row.get("generator"):
-        return f"human:{stem}/" + "/".join(str(row[k]) for k in ("dataset", "domain") if row.get(k))
-    return f"synthetic:{family(row['generator'])}/{row.get('dataset') or stem}"
-
+from sources import training_rows
 
 def sample(per_source: int) -> dict[str, list[str]]:
     groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for file in FILES:
-        with open(os.path.join(DATA, file), encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                key = hashlib.sha256(row["id"].encode("utf-8")).hexdigest()
-                groups[source_of(row, file)].append((key, row["text"]))
+    for row in training_rows():
+        key = hashlib.sha256(row["id"].encode("utf-8")).hexdigest()
+        groups[row["source"]].append((key, row["text"]))
     return {s: [t for _, t in sorted(rows)[:per_source]] for s, rows in sorted(groups.items())}
 
 
