@@ -177,6 +177,8 @@ def model_version(model: str) -> str:
                 st = os.stat(os.path.join(folder, n))
                 files.append(f"{os.path.relpath(os.path.join(folder, n), path)}:{st.st_size}:{st.st_mtime_ns}")
         return "folder:" + hashlib.sha256("\n".join(sorted(files)).encode("utf-8")).hexdigest()[:16]
+    if path.endswith(".gguf") or path.startswith(("/", "./", "../", "~")):
+        raise FileNotFoundError(f"no model file or folder at {path}")
     return f"hub:{model}"
 
 

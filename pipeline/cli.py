@@ -102,8 +102,11 @@ def run(argv: list[str]) -> dict:
         "detector": detector_info(detector, calibration),
         "write_lm_embedding": ns.write_lm_embedding,
     }
-    parts = fingerprint_parts(run_info, versions(), model_version(ns.scoring_model) if lm is not None else None,
-                              shard_versions(shards))
+    try:  # the model's identity, read without loading it; a missing model fails here, at launch
+        scorer_version = model_version(ns.scoring_model) if lm is not None else None
+    except FileNotFoundError as e:
+        raise UsageError(f"--scoring-model {ns.scoring_model}: {e}") from e
+    parts = fingerprint_parts(run_info, versions(), scorer_version, shard_versions(shards))
     run_fp = fingerprint(parts)
     with OutputLock(ns.output):
         removed = prepare(ns.output, ns.overwrite, ns.resume, new_marker(run_fp, parts, [s.key for s in shards]))

@@ -26,6 +26,10 @@ def test_bad_flags_and_inputs_fail_fast_with_exit_2(tmp_path, capsys):
     assert "matched no files" in capsys.readouterr().err
     assert main(["run", "--input", str(tmp_path / "**.jsonl"), "--output", str(tmp_path / "o")]) == 2
     assert "Invalid pattern" in capsys.readouterr().err
+    (tmp_path / "x.jsonl").write_text('{"text": "a document"}\n')
+    assert main(["run", "--input", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"),
+                 "--scoring-model", str(tmp_path / "missing.gguf")]) == 2
+    assert "--scoring-model" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert main(["frobnicate"]) == 2
 
 
