@@ -71,6 +71,9 @@ def main(argv=None) -> None:
     ap.add_argument("--parts", type=int, default=2, help="row blocks per embedding file")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N documents (a smoke test)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--layers", default="",
+                    help="hidden-state indices to pool instead of the scorer's own (probe depth), "
+                    "written as embedding-<budget>-L<layer>.<k>.npy")
     args = ap.parse_args(argv)
     _importable_without_install()
     import numpy as np
@@ -92,11 +95,15 @@ def main(argv=None) -> None:
     load_s = time.time() - start
     signals: list[dict] = [{"id": r["id"], "source": r["source"]} for r in rows]
     timings = {}
-    for b in budgets:
+    layers = [int(x) for x in args.layers.split(",") if x] or [None]
+    for b, layer in [(b, layer) for b in budgets for layer in layers]:
         t0 = time.time()
         scorer.max_tokens = b
+        if layer is not None:
+            scorer.embedding_layer = layer
         out = scorer.score_texts(texts)
-        timings[b] = {"seconds": round(time.time() - t0, 1), "real_tokens": out["real_tokens"],
+        name = f"embedding-{b}" if layer is None else f"embedding-{b}-L{layer}"
+        timings[name] = {"seconds": round(time.time() - t0, 1), "real_tokens": out["real_tokens"],
                       "padded_tokens": out["padded_tokens"]}
         vectors = [s.get("lm_embedding") for s in out["scores"]]
         dim = next((len(v) for v in vectors if v), 0)
@@ -106,8 +113,8 @@ def main(argv=None) -> None:
             if v:
                 emb[i] = np.asarray(v, dtype=np.float32)
         for k, block in enumerate(np.array_split(emb, args.parts)):
-            np.save(os.path.join(args.out, f"embedding-{b}.{k}.npy"), block)
-        print(f"budget {b}: {timings[b]}", flush=True)
+            np.save(os.path.join(args.out, f"{name}.{k}.npy"), block)
+        print(f"{name}: {timings[name]}", flush=True)
     with gzip.GzipFile(os.path.join(args.out, "lm-signals.jsonl.gz"), "wb", mtime=0) as f:
         for s in signals:
             f.write((json.dumps(s, sort_keys=True) + "\n").encode("utf-8"))

@@ -53,6 +53,7 @@ def test_every_training_row_has_a_licence_entry_and_the_cache_matches_the_files(
         cached = [json.loads(line) for line in f]
     assert [c["id"] for c in cached] == [r["id"] for r in rows]
     assert [c["source"] for c in cached] == [r["source"] for r in rows]
-    emb = np.load(os.path.join(TRAINING, "scores", "embedding-512.npy"), mmap_mode="r")
-    assert emb.shape == (len(rows), 576)
+    for budget in (128, 512):
+        emb = np.load(os.path.join(TRAINING, "scores", f"embedding-{budget}.npy"), mmap_mode="r")
+        assert emb.shape == (len(rows), 576)
     assert all(c["512"]["lm_tokens"] >= c["128"]["lm_tokens"] for c in cached[:200])
