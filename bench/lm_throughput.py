@@ -13,7 +13,7 @@ rank correlation of (c)'s statistics with (b)'s fp32 per-document reference.
 inference latency metric), "end-to-end" the pipeline's wall time including model load,
 kernel compilation and Beam start-up, which a long job amortises.
 
-    python bench/lm_throughput.py                       # 200 docs from shared/data/labeled-dev.jsonl
+    python bench/lm_throughput.py                       # 200 docs from models/training/data/labeled-dev.jsonl
     python bench/lm_throughput.py -n 400 --input docs.jsonl --json out.json
     python bench/lm_throughput.py --embedding           # (c) also pools lm_embedding, as runs
                                                         # with the shipped detector's probe do
@@ -46,7 +46,8 @@ from collapseguard.models.causal_lm import (  # noqa: E402
 )
 from collapseguard.transforms.lm_signals import ScoreWithLM  # noqa: E402
 
-DEFAULT_INPUT = "/work/shared/data/labeled-dev.jsonl"
+DEFAULT_INPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "training", "data",
+                             "labeled-dev.jsonl")
 STATS = ("lm_mean_logprob", "lm_fdg_curvature", "lm_mean_entropy")
 
 

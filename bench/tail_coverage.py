@@ -73,7 +73,7 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_LABELED = [os.path.join(HERE, "..", "..", "shared", "data", "labeled-dev.jsonl")] + sorted(
+DEFAULT_LABELED = [os.path.join(HERE, "..", "models", "training", "data", "labeled-dev.jsonl")] + sorted(
     glob.glob(os.path.join(HERE, "..", "models", "training", "data", "human-*.jsonl")))
 
 from collapseguard.transforms.signals import rare_word_density, tokenize

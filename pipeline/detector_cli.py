@@ -22,6 +22,7 @@ import numpy as np
 
 from collapseguard.models import detector as D
 from collapseguard.models.classifier import DEFAULT_VIEW, check_view
+from collapseguard.models.families import family
 
 
 def load_labeled(paths: list[str]) -> list[dict]:
@@ -371,7 +372,8 @@ def _count(rows, key):
 
 
 def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict:
-    """Metrics overall, per domain, per generator (its texts vs all human texts)."""
+    """Metrics overall, per domain, per generator and per generator family (its texts vs all
+    human texts)."""
     res = D.metrics(y, scores, threshold)
     res["per_domain"] = {}
     for d in sorted({str(r.get("domain")) for r in rows}):
@@ -381,7 +383,16 @@ def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: fl
     for g in sorted({r.get("generator") for r in rows if r["y"] and r.get("generator")}):
         m = np.array([r.get("generator") == g or r["y"] == 0 for r in rows])
         res["per_generator"][g] = D.metrics(y[m], scores[m], threshold)
+    res["per_family"] = {}
+    for f, m in family_masks(rows).items():
+        res["per_family"][f] = D.metrics(y[m], scores[m], threshold)
     return res
+
+
+def family_masks(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Generator family -> rows of its texts and every human text (`models.families`)."""
+    fams = [family(r["generator"]) if r["y"] and r.get("generator") else None for r in rows]
+    return {f: np.array([g == f or r["y"] == 0 for g, r in zip(fams, rows)]) for f in sorted(set(fams) - {None})}
 
 
 def evaluate(rows: list[dict], calibration: dict) -> dict:
@@ -399,6 +410,8 @@ def evaluate(rows: list[dict], calibration: dict) -> dict:
         for name, m in res[key].items():
             mask = np.array([str(r.get(sub)) == name or (sub == "generator" and r["y"] == 0) for r in rows])
             m.update(D._round(D.precision_recall(y[mask], margin[mask], 0.0)))
+    for name, mask in family_masks(rows).items():
+        res["per_family"][name].update(D._round(D.precision_recall(y[mask], margin[mask], 0.0)))
     res["threshold"] = {"full": det.threshold_for(True), "no_lm": det.threshold_for(False)}
     names = list(D.FEATURES)
     x = D.feature_matrix(rows, names)

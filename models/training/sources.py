@@ -12,20 +12,12 @@ import json
 import os
 from typing import Iterator
 
+from collapseguard.models.families import family
+
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 # every file the detector trains on (LICENSES.md beside them says whose they are)
 FILES = ("labeled-dev.jsonl", "labeled-modern.jsonl", "human-extra.jsonl", "human-more.jsonl",
          "synthetic-smollm2.jsonl", "synthetic-chat.jsonl")
-# generator-name fragment -> family, first match wins (GPT-2-era open models before "gpt")
-FAMILIES = (("gpt2", "gpt2-era"), ("opt-", "gpt2-era"), ("gpt-neo", "gpt2-era"), ("gpt-j", "gpt2-era"),
-            ("gpt", "openai"), ("claude", "anthropic"), ("gemini", "google"), ("smollm2", "smollm2"))
-
-
-def family(generator: str) -> str:
-    g = generator.lower()
-    return next((fam for key, fam in FAMILIES if key in g), g)
-
-
 def source_of(row: dict, file: str) -> str:
     """human:<file stem>/<dataset>/<domain>, or synthetic:<family>/<dataset or file stem>."""
     stem = file.split(".")[0]

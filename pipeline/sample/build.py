@@ -1,4 +1,4 @@
-"""Rebuilds the embedded sample corpus from ../shared/data/labeled-dev.jsonl (deterministic).
+"""Rebuilds the embedded sample corpus from models/training/data/labeled-dev.jsonl (deterministic).
 
     python pipeline/sample/build.py [PATH_TO_labeled-dev.jsonl]
 
@@ -114,4 +114,4 @@ def build(src: str) -> None:
 
 
 if __name__ == "__main__":
-    build(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "..", "shared", "data", "labeled-dev.jsonl"))
+    build(sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "models", "training", "data", "labeled-dev.jsonl"))

@@ -6,7 +6,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAINING = os.path.join(HERE, "..", "..", "models", "training")
@@ -20,16 +19,6 @@ def _module(name):
 
 
 sources = _module("sources")
-
-
-@pytest.mark.parametrize("generator,fam", [
-    ("gpt-3.5-turbo", "openai"), ("gpt-4o", "openai"), ("gpt-4-turbo-preview", "openai"),
-    ("claude-3-opus", "anthropic"), ("claude-agent", "anthropic"), ("gemini-1.5-pro", "google"),
-    ("gpt2-xl", "gpt2-era"), ("gpt-neox-20b", "gpt2-era"), ("gpt-neo-2.7B", "gpt2-era"),
-    ("gpt-j-6B", "gpt2-era"), ("opt-2.7b", "gpt2-era"), ("smollm2-135m-instruct", "smollm2"),
-    ("some-new-model", "some-new-model")])
-def test_generators_map_to_their_family(generator, fam):
-    assert sources.family(generator) == fam
 
 
 def test_a_source_is_a_dataset_and_domain_for_humans_and_a_family_for_machines():

@@ -5,7 +5,7 @@ import pytest
 
 from collapseguard.pipeline.cli import main
 
-DEV = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "labeled-dev.jsonl")
+DEV = os.path.join(os.path.dirname(__file__), "..", "..", "models", "training", "data", "labeled-dev.jsonl")
 
 
 def small_labeled(tmp_path, n=60):
@@ -22,8 +22,12 @@ def test_evaluate_runs_the_stage_and_prints_metrics(tmp_path, capsys):
     res = json.loads(out)
     assert res["n"] == len(rows) and res["n_synthetic"] == sum(r["label"] == "synthetic" for r in rows)
     for key in ("auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "precision", "recall", "per_domain",
-                "per_generator", "single_signal_auroc"):
+                "per_generator", "per_family", "single_signal_auroc"):
         assert key in res
+    # the first 60 rows hold GPT-2-era continuations only: one family, its texts against every human
+    assert list(res["per_family"]) == ["gpt2-era"]
+    fam = res["per_family"]["gpt2-era"]
+    assert fam["n"] == len(rows) and fam["n_synthetic"] == res["n_synthetic"] and "recall" in fam
     assert 0.0 <= res["auroc"] <= 1.0 and "clf_logit" in res["single_signal_auroc"]
     # the generator field is a label here, never an attestation: nothing was "known synthetic"
 
