@@ -1,6 +1,6 @@
 """Build the human side and the topic list of the detector's training set, offline.
 
-    python models/training/build_corpus.py --labeled ../shared/data/labeled-dev.jsonl --out models/training/data
+    python models/training/build_corpus.py --labeled models/training/data/labeled-dev.jsonl --out models/training/data
 
 Human text from more domains than labeled-dev's news, Wikipedia and stories, all written by
 people and shipped on this machine: the Python reference documentation (pydoc topics), Python

@@ -11,7 +11,7 @@ texts of the held-out domains). Reads the scored rows from calibrate's `--scores
 scores what is missing there, with the stage, as calibrate would):
 
     python models/training/detector_ablation.py --scores scores.jsonl \\
-        --labeled ../shared/data/labeled-dev.jsonl --labeled models/training/data/human-extra.jsonl \\
+        --labeled models/training/data/labeled-dev.jsonl --labeled models/training/data/human-extra.jsonl \\
         --labeled models/training/data/synthetic-smollm2.jsonl \\
         --labeled models/training/data/synthetic-chat.jsonl --labeled models/training/data/human-more.jsonl
 
