@@ -113,15 +113,30 @@ class Classifier:
 
 
 def train_and_predict(job: tuple) -> list[float]:
-    """One (training rows, texts to score, view) job: trains an unquantized model in a private
-    temp folder and returns P(synthetic) for the texts. A top-level function, so calibrate can
-    run several jobs in worker processes; each training is single-threaded with a fixed seed, so
-    the result does not depend on how many run at once."""
-    rows, texts, view = job
+    """One (training rows, texts to score, view[, train() settings]) job: trains an unquantized
+    model in a private temp folder and returns P(synthetic) for the texts. A top-level function,
+    so several jobs can run in worker processes (`run_jobs`); each training is single-threaded
+    with a fixed seed, so the result does not depend on how many run at once."""
+    rows, texts, view = job[:3]
+    settings = dict(job[3]) if len(job) > 3 else {}
     folder = tempfile.mkdtemp(prefix="cg-clf-")
     try:
         path = os.path.join(folder, "m.bin")
-        train(rows, path, quantize=False, view=view)
+        train(rows, path, quantize=False, view=view, **settings)
         return Classifier(path, view=view).predict(texts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_jobs(jobs: list[tuple], workers: int = 1) -> list[list[float]]:
+    """Runs `train_and_predict` jobs, in `workers` processes when > 1 (spawned: the parent may
+    hold torch threads). Results come back in job order and each job is deterministic, so the
+    output is the same for any `workers`."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [train_and_predict(j) for j in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(train_and_predict, jobs))

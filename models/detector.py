@@ -1,24 +1,23 @@
-"""The combined detector: small, inspectable logistic regressions over standardised signals,
-one head per kind of synthetic text, combined by max (see `fit_heads`).
+"""The detector at run time: p_synthetic from one calibrated logit over standardised signals.
 
-Score, then decide: `p_synthetic` is a column; the threshold, picked for a target false-positive
-rate on human documents, is applied afterwards (provenance) and recorded.
+Score, then decide: `p_synthetic` is a column; the threshold is applied afterwards (provenance)
+and recorded. How the numbers in calibration.json are chosen and fitted (held out by source and
+generator family, never by folds inside a source) is `models.calibration`; `models.detector_build`
+writes them.
 
-Features (`FEATURES`) are relative or style signals, chosen to transfer across domains and
-generators rather than to read shortcuts of the dev data:
+A model (`calibration["models"]["full"]`, or `"no_lm"` for rows without LM signals) is a head:
+standardised features (missing ones imputed with the training mean, i.e. 0 after
+standardising), coefficients, intercept, threshold. Its features are named columns of the row:
 - LM: mean log-prob, Fast-DetectGPT curvature, mean predictive entropy, and their ratio
   `lm_logprob_entropy_ratio` = -mean log-prob / mean entropy (observed surprise against the
-  model's own expected surprise: the single-model form of Binoculars, Hans et al. 2024).
-- the probe: `lm_probe_logit`, a logistic regression on the scoring LM's mean-pooled hidden
-  state (`lm_embedding`, same forward pass), fitted like the fastText classifier on human texts
-  against texts a model wrote from a prompt (see `fit_probe`).
-- cheap: TTR, burstiness, window entropy, repetition, rare-word fraction.
+  model's own expected surprise: the single-model form of Binoculars, Hans et al. 2024);
+- the probe: `lm_probe_logit`, the pooled hidden state's (`lm_embedding`) share of the logit
+  (`calibration["probe"]`, a linear map over the standardised hidden state);
+- cheap: TTR, burstiness, window entropy, repetition, rare-word fraction;
 - the fastText classifier's log-odds (`clf_logit`, from `clf_p_synthetic`).
-Not used, on purpose: length (dev pairs are length-matched, real corpora are not), anything
-about how a text ends (dev human texts are cut mid-sentence), opening words (dev synthetic texts
-start with their human pair's words).
-Missing features are imputed with the training mean (0 after standardising), so a run without
-the LM (`--scoring-model none`) uses the `no_lm` model fitted on the cheap features alone.
+Not used, on purpose: length, how a text ends, its opening words (shortcuts of the training
+sets, not properties of machine text). Older calibrations whose model holds several `heads`
+(combined by max) still load.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ CLF_FEATURE = "clf_p_synthetic"
 CLF_LOGIT = "clf_logit"
 FEATURES = LM_FEATURES + CHEAP_FEATURES + (CLF_LOGIT,)
 NO_LM_FEATURES = CHEAP_FEATURES + (CLF_LOGIT,)
-CALIBRATION_VERSION = 3  # 2: per-kind heads combined by max; 3: + the hidden-state probe, clf as log-odds
 PROBE_L2 = 10.0
 _P_CLIP = 1e-6
 
@@ -99,18 +97,6 @@ def embedding_matrix(rows: Sequence[dict], dim: int | None = None) -> tuple[np.n
             ok[i] = np.isfinite(e[i]).all()
     e[~ok] = 0.0
     return e, ok
-
-
-def fit_probe(e: np.ndarray, y: np.ndarray, l2: float = PROBE_L2) -> dict:
-    """A logistic regression on standardised embeddings, classes balanced (L2 `l2`).
-
-    Measured (chat texts vs human texts of unseen domains, leave-domains-out, probe alone,
-    AUROC / TPR at 1% FPR): l2 3: 0.971 / 0.62, 10: 0.971 / 0.61, 30: 0.969 / 0.60,
-    100: 0.965 / 0.57, 300: 0.957 / 0.53; the fastText classifier on the same splits: 0.929 / 0.37
-    (models/training/detector_ablation.py).
-    """
-    head = fit_head(e, y, l2=l2)
-    return {"dim": int(e.shape[1]), "l2": l2, **head}
 
 
 def probe_apply(probe: dict, e: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -253,11 +239,6 @@ def pair_group(row: dict) -> str:
     return "w:" + hashlib.sha1(" ".join(words).encode("utf-8")).hexdigest()[:16]
 
 
-def group_folds(groups: Sequence[str], k: int, salt: str = "cg-folds-v1") -> np.ndarray:
-    """Fold index per row from a hash of its group: a group never spans two folds."""
-    return np.array([int(hashlib.sha256(f"{salt}\x00{g}".encode()).hexdigest(), 16) % k for g in groups])
-
-
 # --------------------------------------------------------------------------- model
 
 
@@ -304,15 +285,6 @@ class Detector:
         return float(self._model(has_lm)["threshold"])
 
 
-# A model is one logistic head, or several (`heads`) whose probabilities are combined by max.
-# Heads exist because synthetic text comes in kinds whose signals point different ways: a
-# GPT-2-era continuation is likelier and more "curved" under the scoring LM than human text,
-# while today's chat-assistant text is less likely under a 135M scorer than human text and its
-# curvature is lower (calibration.json, single_signal_auroc). One linear boundary must
-# compromise between the two; one head per kind (each fitted on human texts against that
-# kind, classes balanced) does not, and max() flags a text that looks like either kind.
-
-
 def fit_head(x: np.ndarray, y: np.ndarray, l2: float = 1.0, balanced: bool = True) -> dict:
     mean, std = standardise_fit(x)
     w = None
@@ -337,38 +309,3 @@ def predict_model(model: dict, x: np.ndarray) -> np.ndarray:
     if "heads" in model:
         return np.max([predict_head(h, x) for _, h in sorted(model["heads"].items())], axis=0)
     return predict_head(model, x)
-
-
-def fit_heads(x: np.ndarray, y: np.ndarray, kinds: np.ndarray | None, l2: float = 1.0) -> dict:
-    """One head per synthetic kind (`kinds[i]` names row i's kind; ignored for human rows), each
-    fitted on every human row against that kind's rows; a single head when `kinds` is None."""
-    if kinds is None:
-        return fit_head(x, y, l2=l2, balanced=False)
-    heads = {}
-    for kind in sorted({k for k, t in zip(kinds, y) if t == 1}):
-        m = (y == 0) | (kinds == kind)
-        heads[str(kind)] = fit_head(x[m], y[m], l2=l2)
-    return {"heads": heads}
-
-
-def fit_model(rows: Sequence[dict], y: np.ndarray, names: Sequence[str], target_fpr: float,
-              oof_scores: np.ndarray | None = None, l2: float = 1.0, kinds: np.ndarray | None = None) -> dict:
-    """Fits the model on all rows; the threshold comes from out-of-fold human scores when
-    given (honest), else from in-sample scores."""
-    x = feature_matrix(rows, names)
-    model = {"features": list(names), **fit_heads(x, y, kinds, l2=l2)}
-    scores = oof_scores if oof_scores is not None else predict_model(model, x)
-    model["threshold"] = threshold_at_fpr(scores[y == 0], target_fpr)
-    return model
-
-
-def cross_val_scores(rows: Sequence[dict], y: np.ndarray, folds: np.ndarray, names: Sequence[str],
-                     l2: float = 1.0, kinds: np.ndarray | None = None) -> np.ndarray:
-    """Out-of-fold p_synthetic: each fold scored by a model fitted on the others."""
-    x = feature_matrix(rows, names)
-    out = np.zeros(len(rows))
-    for f in np.unique(folds):
-        tr, te = folds != f, folds == f
-        model = fit_heads(x[tr], y[tr], None if kinds is None else kinds[tr], l2=l2)
-        out[te] = predict_model(model, x[te])
-    return out

@@ -100,7 +100,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--scoring-model", default=SCORING_DEFAULT,
                    help="'none' (no LM signals), 'default' (embedded SmolLM2-135M), or a local "
                    "folder / Hugging Face id of a causal LM")
-    p.add_argument("--lm-max-tokens", type=int, default=512, help="tokens scored per document")
+    p.add_argument("--lm-max-tokens", type=int, default=128,
+                   help="tokens scored per document (default 128: what the shipped detector is calibrated at)")
     p.add_argument("--lm-sample-rate", type=float, default=1.0,
                    help="fraction of documents LM-scored, chosen by hash of id (the rest get nulls)")
     p.add_argument("--lm-cache-dir", default=None, help="where the converted default model is cached")

@@ -22,7 +22,7 @@ def test_evaluate_runs_the_stage_and_prints_metrics(tmp_path, capsys):
     res = json.loads(out)
     assert res["n"] == len(rows) and res["n_synthetic"] == sum(r["label"] == "synthetic" for r in rows)
     for key in ("auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "precision", "recall", "per_domain",
-                "per_generator", "per_family", "single_signal_auroc"):
+                "per_source", "per_generator", "per_family", "single_signal_auroc"):
         assert key in res
     # the first 60 rows hold GPT-2-era continuations only: one family, its texts against every human
     assert list(res["per_family"]) == ["gpt2-era"]
@@ -36,10 +36,15 @@ def test_train_classifier_writes_a_model(tmp_path, capsys):
     path, _ = small_labeled(tmp_path, 80)
     assert main(["train-classifier", "--labeled", path, "--output", str(tmp_path / "clf")]) == 0
     assert os.path.getsize(tmp_path / "clf" / "classifier.ftz") > 0
-    from collapseguard.pipeline.detector_cli import is_continuation, load_labeled
+    import numpy as np
 
-    # continuations of a human text in the file are not the classifier's to learn from
-    n_cont = int(is_continuation(load_labeled([path])).sum())
+    from collapseguard.models.detector_build import opens_like_a_human
+    from collapseguard.pipeline.detector_cli import load_labeled
+
+    # continuations of a human text in the file (they open with its words) are not the classifier's
+    rows = load_labeled([path])
+    n_cont = int(opens_like_a_human([r["text"] for r in rows], np.array([r["y"] for r in rows])).sum())
+    assert n_cont > 0
     assert json.load(open(tmp_path / "clf" / "classifier.json"))["documents"] == 80 - n_cont
 
 
