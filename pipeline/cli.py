@@ -115,7 +115,7 @@ def run(argv: list[str]) -> dict:
         committed, committed_floor, committed_ramp = (
             resume_state(ns.output, run_fp) if ns.resume else ({}, None, None))
         if committed:
-            log.info("collapseguard: resuming: %d of %d shard(s) already committed", len(committed), len(shards))
+            log.info("collapseguard: resuming: %d chunk(s) of %d shard(s) already committed", len(committed), len(shards))
         options = PipelineOptions(beam_args)
         options.view_as(SetupOptions).save_main_session = False
         log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)

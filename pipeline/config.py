@@ -92,6 +92,15 @@ class ReadConfig:
     # read size when splitting shards into lines: read(0) returns b"" (every shard would read
     # as empty), tiny reads crawl, and each worker holds one chunk in memory
     chunk_bytes: int = setting(1 << 20, within=Range(4096, 1 << 28))
+    # A shard is cut into chunks, in line order: every grouped element of the graph holds one
+    # chunk at most (a worker's memory depends on these two, never on a shard's size). A chunk
+    # ends after `chunk_documents` records, or before a record that would take its text over
+    # `chunk_text_bytes` (a record larger than that is a chunk of its own).
+    chunk_documents: int = setting(10_000, within=Range(1, 10_000_000))
+    chunk_text_bytes: int = setting(64 << 20, within=Range(1024, 1 << 31))
+    # A shard larger than this is read in parts of about this size by different workers, where
+    # its format allows (uncompressed JSONL: byte ranges on line boundaries; Parquet: row groups).
+    split_bytes: int = setting(64 << 20, within=Range(1 << 16, 1 << 40))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ SUMMARY_FILES = ("manifest.json", "mixture.json", "report.html")
 # top-level names a run writes: anything else in the folder is the user's
 OWNED_NAMES = ALL_OUTPUTS + (REJECTED, COMMITS) + SUMMARY_FILES + (MARKER,)
 _TEMP = re.compile(r"^\.tmp-[0-9a-f]{32}-(?P<name>.+)$")  # transforms/write.py's temp names
+_CHUNK = re.compile(r"^(?P<key>.+?)(?:\.[0-9]{5,}){2}(?P<ext>\.[a-z]+)$")  # a shard key's chunk files
 _OBJECT_STORES = ("gs", "gcs", "s3", "s3a", "az", "abfs", "abfss", "adl")
 
 
@@ -107,7 +108,7 @@ def read_marker(output: str) -> dict | None:
 
 def owned_files(marker: dict) -> dict[str, set[str]]:
     """Folder (relative to the output, '' for the top) -> the file names a run with `marker` may
-    write there. Temp files count when their final name is one of these (`is_owned`)."""
+    write there (per shard key; its chunks' files and temp files count too, `is_owned`)."""
     keys = [k for k in marker["shard_keys"] if isinstance(k, str) and "/" not in k]
     owned = {"": set(SUMMARY_FILES) | {MARKER},
              COMMITS: {f"{k}.json" for k in keys},
@@ -118,8 +119,12 @@ def owned_files(marker: dict) -> dict[str, set[str]]:
 
 
 def is_owned(name: str, allowed: set[str]) -> bool:
+    """`name` (or the final name of a temp file) is in `allowed`, or is one of its chunks: a
+    shard's files are `<shard_key>.<part:05d>.<chunk:05d>.<ext>` (transforms/read.py `chunk_key`)."""
     m = _TEMP.match(name)
-    return name in allowed or bool(m and m.group("name") in allowed)
+    base = m.group("name") if m else name
+    chunk = _CHUNK.match(base)
+    return base in allowed or bool(chunk and chunk.group("key") + chunk.group("ext") in allowed)
 
 
 def _listing(fs, folder: str) -> list[str]:

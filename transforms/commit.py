@@ -1,11 +1,11 @@
-"""Per-shard commit markers: what makes a killed run resumable without loss or duplicates.
+"""Per-chunk commit markers: what makes a killed run resumable without loss or duplicates.
 
-A shard's outputs (strata Parquet, rejected JSONL) are each written atomically (temp name +
-rename); after the last of them, `DIR/_commits/<shard_key>.json` is written, again atomically.
-A shard is committed exactly when its marker exists. `--resume` skips committed shards'
+A chunk's outputs (strata Parquet, rejected JSONL) are each written atomically (temp name +
+rename); after the last of them, `DIR/_commits/<chunk_key>.json` is written, again atomically.
+A chunk is committed exactly when its marker exists. `--resume` skips committed chunks'
 processing, reuses the entropy floor and the rarity ramp their run used (so decisions and
-weights match an uninterrupted run),
-still feeds their ids to duplicate detection, and merges their stats into the manifest.
+weights match an uninterrupted run), feeds their window summaries to their shard's audit and
+their ids to duplicate detection, and merges their stats into the manifest.
 Markers carry a fingerprint of everything that changes an output (`fingerprint_parts`: options,
 config, code and model versions, each input shard's size and modification time or generation):
 resuming with any of them changed is refused, naming what changed.
@@ -60,16 +60,16 @@ def differences(old: dict, new: dict) -> list[str]:
 
 
 def marker(stats: dict, floor_info: dict, run_fingerprint: str, ramp: dict | None = None) -> dict:
-    return {"shard_key": stats["shard_key"], "stats": stats, "floor_info": floor_info,
-            "rarity_ramp": ramp, "fingerprint": run_fingerprint}
+    return {"chunk_key": stats["chunk_key"], "shard_key": stats["shard_key"], "stats": stats,
+            "floor_info": floor_info, "rarity_ramp": ramp, "fingerprint": run_fingerprint}
 
 
-def write_commit(output: str, shard_key: str, content: dict) -> None:
-    write_json(join(output, COMMITS, f"{shard_key}.json"), content)
+def write_commit(output: str, chunk_key: str, content: dict) -> None:
+    write_json(join(output, COMMITS, f"{chunk_key}.json"), content)
 
 
 def read_commits(output: str) -> dict[str, dict]:
-    """All commit markers under `output`, by shard key (empty if none)."""
+    """All commit markers under `output`, by chunk key (empty if none)."""
     fs, path = url_to_fs(output)
     folder = f"{path.rstrip('/')}/{COMMITS}"
     if not fs.exists(folder):
@@ -80,7 +80,7 @@ def read_commits(output: str) -> dict[str, dict]:
         if name.endswith(".json") and not name.startswith(".tmp-"):
             with fs.open(p, "rt", encoding="utf-8") as f:
                 m = json.load(f)
-            out[m["shard_key"]] = m
+            out[m.get("chunk_key") or m["shard_key"]] = m
     return out
 
 
@@ -89,19 +89,19 @@ class ResumeError(ValueError):
 
 
 def resume_state(output: str, run_fingerprint: str) -> tuple[dict[str, dict], dict | None, dict | None]:
-    """(committed markers by shard key, the floor they used, the rarity ramp they used) for --resume."""
+    """(committed markers by chunk key, the floor they used, the rarity ramp they used) for --resume."""
     commits = read_commits(output)
     if not commits:
         return {}, None, None
     wrong = sorted(k for k, m in commits.items() if m["fingerprint"] != run_fingerprint)
     if wrong:
-        raise ResumeError(f"--resume: {len(wrong)} committed shard(s) in the output come from a run with "
+        raise ResumeError(f"--resume: {len(wrong)} committed chunk(s) in the output come from a run with "
                           f"other inputs/config/scoring model (e.g. {wrong[0]}); use a new --output or --overwrite")
     floors = {json.dumps(m["floor_info"], sort_keys=True) for m in commits.values()}
     if len(floors) != 1:
-        raise ResumeError("--resume: committed shards disagree on the entropy floor; use --overwrite")
+        raise ResumeError("--resume: committed chunks disagree on the entropy floor; use --overwrite")
     ramps = {json.dumps(m.get("rarity_ramp"), sort_keys=True) for m in commits.values()}
     if len(ramps) != 1 or None in (m.get("rarity_ramp") for m in commits.values()):
-        raise ResumeError("--resume: committed shards disagree on (or lack) the rarity ramp; use --overwrite")
+        raise ResumeError("--resume: committed chunks disagree on (or lack) the rarity ramp; use --overwrite")
     first = next(iter(commits.values()))
     return commits, first["floor_info"], first["rarity_ramp"]

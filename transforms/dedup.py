@@ -10,14 +10,14 @@ from typing import Iterable
 
 
 def id_location(record: dict) -> tuple[str, tuple[int, int, str, str]]:
-    return record["id"], (record["shard_index"], record["line"], record["shard_key"], record["shard"])
+    return record["id"], (record["shard_index"], record["line"], record["chunk_key"], record["shard"])
 
 
 def duplicate_losers(
     item: tuple[str, Iterable[tuple[int, int, str, str]]],
 ) -> list[tuple[str, tuple[str, tuple[int, str]]]]:
-    """(id, locations) -> [(shard_key, ("duplicate", (line, 'first_shard:first_line')))]
-    for every location but the first."""
+    """(id, locations) -> [(chunk_key, ("duplicate", (line, 'first_shard:first_line')))]
+    for every location but the first: delivered to the chunk that holds the loser."""
     _id, locations = item
     locs = sorted(locations)
     if len(locs) < 2:

@@ -4,10 +4,12 @@ Unit of measure: the Miller-Madow unigram entropy of fixed-size token windows
 (`signals.window_entropy_bits`). Because every window has the same N tokens, the figure does
 not grow with shard or document size (the plug-in entropy of a whole shard does).
 
-- Shard figure: the median window entropy of the shard (robust to a few odd documents). The
-  shard's windows are each document's full windows plus windows packed, in line order, from
-  the leftover tokens (the tail of each document, all of a short one), so a shard of short
-  documents is audited too.
+- Shard figure: the median window entropy of the shard (robust to a few odd documents), to
+  0.001 bit. The shard's windows are each document's full windows plus windows packed, in line
+  order within each chunk, from the leftover tokens (the tail of each document, all of a short
+  one), so a shard of short documents is audited too. Each chunk contributes an integer
+  histogram of its windows (`window_summary`); a shard's are combined per shard key, so the
+  audit never needs the shard's documents in one place.
 - Floor: from config (absolute bits), or calibrated in-run as a low quantile (default 5%) of
   the windows of verified-human documents. With fewer calibration windows than
   `min_calibration_windows` the configured fallback floor is used, and the manifest says so.
@@ -20,7 +22,6 @@ order, so the floor is identical on every runner (float sums are not).
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Iterable
 
 import apache_beam as beam
@@ -47,6 +48,21 @@ def histogram_quantile(hist: dict[int, int], q: float) -> float:
         if seen > rank:
             return round(b * BIN_BITS, 6)
     return round(max(hist) * BIN_BITS, 6)
+
+
+def histogram_median(hist: dict[int, int], n: int) -> float:
+    """`statistics.median` of the values' bin edges: the middle one, or the mean of the two."""
+    lo_rank, hi_rank = (n - 1) // 2, n // 2
+    lo = hi = None
+    seen = 0
+    for b in sorted(hist):
+        seen += hist[b]
+        if lo is None and seen > lo_rank:
+            lo = b
+        if seen > hi_rank:
+            hi = b
+            break
+    return round((lo + hi) * BIN_BITS / 2, 6)
 
 
 class WindowHistogram(beam.CombineFn):
@@ -91,21 +107,77 @@ def packed_windows(tails: Iterable[str], size: int) -> list[float]:
     return [window_entropy_bits(w) for w in windows(stream, size)]
 
 
-def audit_shard(window_values: list[float], floor_bits: float | None) -> dict:
-    """Per-shard figures and the hold decision. Deterministic for any input order."""
-    if not window_values:
+MICRO = 1_000_000  # window entropies are summed as integer micro-bits (any merge order, same mean)
+
+
+def window_summary(window_values: Iterable[float]) -> dict:
+    """What a shard's audit needs of some of its windows, in integers: {"hist": {bin: count}
+    (0.001-bit bins), "micro_sum": sum of round(bits * 1e6), "n": windows}. Bounded by the
+    number of bins (entropy is below log2 of the window size), never by the shard's size."""
+    hist: dict[int, int] = {}
+    micro = n = 0
+    for w in window_values:
+        b = to_bin(w)
+        hist[b] = hist.get(b, 0) + 1
+        micro += round(w * MICRO)
+        n += 1
+    return {"hist": hist, "micro_sum": micro, "n": n}
+
+
+def merge_window_summaries(summaries: Iterable[dict]) -> dict:
+    """Sums `window_summary`s (a shard's chunks): integers only, so any order gives the same."""
+    out = {"hist": {}, "micro_sum": 0, "n": 0}
+    for s in summaries:
+        out["hist"] = merge_histograms([out["hist"], s["hist"]])
+        out["micro_sum"] += s["micro_sum"]
+        out["n"] += s["n"]
+    return out
+
+
+def summary_to_json(summary: dict) -> dict:
+    """A window summary as JSON can hold it (bins as sorted [bin, count] pairs): commit markers."""
+    return {"hist": sorted([int(b), int(c)] for b, c in summary["hist"].items()),
+            "micro_sum": int(summary["micro_sum"]), "n": int(summary["n"])}
+
+
+def summary_from_json(obj: dict) -> dict:
+    return {"hist": {int(b): int(c) for b, c in obj["hist"]}, "micro_sum": int(obj["micro_sum"]),
+            "n": int(obj["n"])}
+
+
+def audit_shard(summary: dict, floor_bits: float | None) -> dict:
+    """Per-shard figures and the hold decision, from the merged `window_summary` of all its
+    chunks: the median of the windows' 0.001-bit bin edges (so the exact median, to 0.001 bit).
+    Deterministic for any order of chunks and windows."""
+    n = summary["n"]
+    if not n:
         return {"windows": 0, "entropy_median_bits": None, "entropy_mean_bits": None,
                 "below_floor": False, "audited": False}
-    median = statistics.median(window_values)
-    mean = math.fsum(window_values) / len(window_values)
+    median = histogram_median(summary["hist"], n)
     below = floor_bits is not None and median < floor_bits
     return {
-        "windows": len(window_values),
-        "entropy_median_bits": round(median, 6),
-        "entropy_mean_bits": round(mean, 6),
+        "windows": n,
+        "entropy_median_bits": median,
+        "entropy_mean_bits": round(summary["micro_sum"] / n / MICRO, 6),
         "below_floor": below,
         "audited": floor_bits is not None,
     }
+
+
+class ShardWindows(beam.CombineFn):
+    """Per shard (CombinePerKey): merges its chunks' `window_summary`s."""
+
+    def create_accumulator(self):
+        return {"hist": {}, "micro_sum": 0, "n": 0}
+
+    def add_input(self, acc, summary):
+        return merge_window_summaries([acc, summary])
+
+    def merge_accumulators(self, accs):
+        return merge_window_summaries(accs)
+
+    def extract_output(self, acc):
+        return acc
 
 
 def hold_reason(audit: dict, floor_bits: float) -> str:

@@ -27,8 +27,39 @@ def versions() -> dict:
     }
 
 
-def build_manifest(shard_stats: list[dict], floor_info: dict, run_info: dict) -> dict:
-    shards = sorted(shard_stats, key=lambda s: s["shard"])
+def shards_from_chunks(chunk_stats: list[dict]) -> list[dict]:
+    """Per input shard, its chunks' stats summed (counts, reasons, strata, mixture), its audit
+    (the same for every chunk), its error (the last chunk's), sorted by shard name."""
+    out: dict[str, dict] = {}
+    for c in sorted(chunk_stats, key=lambda c: (c["shard"], c.get("chunk", 0))):
+        s = out.get(c["shard"])
+        if s is None:
+            s = out[c["shard"]] = {
+                "shard": c["shard"], "shard_key": c["shard_key"], "chunks": 0, "records_read": 0,
+                "records_rejected": 0, "rejected_by_reason": {}, "records_by_stratum": dict.fromkeys(ALL_OUTPUTS, 0),
+                "error": None, "row_groups_failed": 0, "entropy": c["entropy"],
+                "mixture": {n: {"documents": 0, "tokens": 0, "weighted_units": 0} for n in ALL_OUTPUTS},
+                "max_chunk_documents": 0, "max_chunk_text_bytes": 0}
+        s["chunks"] += 1
+        for k in ("records_read", "records_rejected", "row_groups_failed"):
+            s[k] += c.get(k, 0)
+        for reason, n in c["rejected_by_reason"].items():
+            s["rejected_by_reason"][reason] = s["rejected_by_reason"].get(reason, 0) + n
+        for name in ALL_OUTPUTS:
+            s["records_by_stratum"][name] += c["records_by_stratum"][name]
+            for k, v in c["mixture"][name].items():
+                s["mixture"][name][k] += v
+        s["error"] = s["error"] or c["error"]
+        s["max_chunk_documents"] = max(s["max_chunk_documents"], c["records_read"])
+        s["max_chunk_text_bytes"] = max(s["max_chunk_text_bytes"], c.get("text_bytes", 0))
+    for s in out.values():
+        s["rejected_by_reason"] = dict(sorted(s["rejected_by_reason"].items()))
+        s["conserved"] = s["records_read"] == s["records_rejected"] + sum(s["records_by_stratum"].values())
+    return [out[k] for k in sorted(out)]
+
+
+def build_manifest(chunk_stats: list[dict], floor_info: dict, run_info: dict) -> dict:
+    shards = shards_from_chunks(chunk_stats)
     by_stratum = {name: sum(s["records_by_stratum"][name] for s in shards) for name in ALL_OUTPUTS}
     by_reason: dict[str, int] = {}
     for s in shards:
@@ -45,6 +76,13 @@ def build_manifest(shard_stats: list[dict], floor_info: dict, run_info: dict) ->
         "records_by_stratum": by_stratum,
         "conserved": records_read == records_rejected + sum(by_stratum.values()),
         "shards_total": len(shards),
+        "chunks_total": sum(s["chunks"] for s in shards),
+        # the largest grouped element of the graph (GroupByChunk: one chunk's records); the
+        # other grouped steps hold ids' locations or integer histograms, never documents
+        "largest_element": {
+            "step": "GroupByChunk",
+            "documents": max((s["max_chunk_documents"] for s in shards), default=0),
+            "text_bytes": max((s["max_chunk_text_bytes"] for s in shards), default=0)},
         "shards_with_errors": [{"shard": s["shard"], "error": s["error"]} for s in shards if s["error"]],
         "shards_held_for_review": held,
         "entropy": floor_info,
@@ -56,8 +94,7 @@ def build_manifest(shard_stats: list[dict], floor_info: dict, run_info: dict) ->
 
 def mixture_from_stats(shard_stats: list[dict], ceiling: float, rare_coverage: dict) -> dict:
     """mixture.json from the shards' integer token counts and the final synthetic weight."""
-    from collapseguard.transforms.mixture import UNITS, build_mixture
-    from collapseguard.transforms.stratify import SumMixture, synthetic_weighting
+    from collapseguard.transforms.mixture import UNITS, SumMixture, build_mixture, synthetic_weighting
     from collapseguard.transforms.weights import SYNTHETIC_STRATA
 
     combine = SumMixture()
@@ -73,7 +110,7 @@ def mixture_from_stats(shard_stats: list[dict], ceiling: float, rare_coverage: d
     return mixture
 
 
-def write_summary(shard_stats: list[dict], floor_info: dict, output: str, run_info: dict, ceiling: float,
+def write_summary(chunk_stats: list[dict], floor_info: dict, output: str, run_info: dict, ceiling: float,
                   report_stats: dict, diversity: dict, rare_coverage: dict, rarity_ramp: dict | None = None) -> dict:
     """Writes manifest.json, mixture.json and report.html (the manifest last: it closes the run).
 
@@ -81,10 +118,10 @@ def write_summary(shard_stats: list[dict], floor_info: dict, output: str, run_in
     from collapseguard.transforms.report import render_report
     from collapseguard.transforms.write import join, write_bytes, write_json
 
-    manifest = build_manifest(shard_stats, floor_info, run_info)
+    manifest = build_manifest(chunk_stats, floor_info, run_info)
     manifest["diversity"] = {k: diversity[k] for k in sorted(diversity)}
     manifest["weights"] = {"rarity_ramp": rarity_ramp}
-    mixture = mixture_from_stats(shard_stats, ceiling, rare_coverage)
+    mixture = mixture_from_stats(chunk_stats, ceiling, rare_coverage)
     stats = dict(report_stats, diversity=manifest["diversity"])
     write_json(join(output, "mixture.json"), mixture)
     write_bytes(join(output, "report.html"), render_report(manifest, mixture, stats).encode("utf-8"))

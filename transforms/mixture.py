@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import apache_beam as beam
 
 from collapseguard.pipeline.schema import ALL_OUTPUTS, TRAINING_STRATA
-from collapseguard.transforms.weights import HUMAN_STRATA, SYNTHETIC_STRATA
+from collapseguard.transforms.weights import HUMAN_STRATA, SYNTHETIC_STRATA, synthetic_weight
 
 MIXTURE_VERSION = 1
 UNITS = 10**6  # weighted tokens are summed as integers of 1e-6 tokens
@@ -268,3 +268,58 @@ class RareCoverageSample(beam.CombineFn):
         out = expected_rare_coverage([(e[2], e[3], e[4], e[5]) for e in entries], self._budgets)
         out["docs_seen"] = acc[0]
         return out
+
+
+def synthetic_weighting(mixture: dict, ceiling: float) -> dict:
+    """The one synthetic sample_weight from summed per-chunk mixture counts (integers)."""
+    human_units = sum(mixture[s]["weighted_units"] for s in HUMAN_STRATA)
+    synthetic_tokens = sum(mixture[s]["tokens"] for s in SYNTHETIC_STRATA)
+    training_docs = sum(mixture[s]["documents"] for s in HUMAN_STRATA + SYNTHETIC_STRATA)
+    return {"synthetic_weight": synthetic_weight(human_units / UNITS, synthetic_tokens, ceiling),
+            "training_documents": training_docs}
+
+
+class SumMixture(beam.CombineFn):
+    """Sums per-chunk mixture counts {stratum: {documents, tokens, weighted_units}} (ints)."""
+
+    def create_accumulator(self):
+        return {name: {"documents": 0, "tokens": 0, "weighted_units": 0} for name in ALL_OUTPUTS}
+
+    def add_input(self, acc, mixture):
+        for name, m in mixture.items():
+            for k, v in m.items():
+                acc[name][k] += v
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            self.add_input(out, a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class SumMixturePairs(beam.CombineFn):
+    """Per shard (CombinePerKey): sums its chunks' (mixture if kept, mixture if held) pairs, so
+    the shard's audit picks one of two sums, never a chunk's rows."""
+
+    def create_accumulator(self):
+        return SumMixture().create_accumulator(), SumMixture().create_accumulator()
+
+    def add_input(self, acc, pair):
+        SumMixture().add_input(acc[0], pair[0])
+        SumMixture().add_input(acc[1], pair[1])
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            self.add_input(out, a)
+        return out
+
+    def extract_output(self, acc):
+        return acc

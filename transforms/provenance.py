@@ -91,7 +91,7 @@ def apply_detector(
 class AttestFn(beam.DoFn):
     """Provenance + base stratum per record, and the record's routing in one step.
 
-    Main output: (shard_key, ("record", record)) for the per-shard finalize. Tagged output
+    Main output: (chunk_key, ("record", record)) for the per-chunk plan. Tagged output
     'verified_windows': window entropies of verified-human documents, for the floor. One DoFn
     instead of several Maps: each Beam step costs per-element overhead on the non-LM path.
     """
@@ -109,4 +109,4 @@ class AttestFn(beam.DoFn):
         record["stratum"] = base_stratum(label, record["id"], self._strat.anchor_fraction, self._strat.anchor_salt)
         if label == "verified_human" and record.get("_windows"):
             yield TaggedOutput(self.VERIFIED_WINDOWS, record["_windows"])
-        yield record["shard_key"], ("record", record)
+        yield record["chunk_key"], ("record", record)

@@ -57,6 +57,21 @@ class Shard:
         return f"{safe}-{hashlib.sha1(self.name.encode('utf-8')).hexdigest()[:8]}"
 
 
+@dataclasses.dataclass(frozen=True, order=True)
+class Part:
+    """A piece of a shard that one worker reads on its own (`plan_parts`): JSONL bytes
+    [start, end) whose first line is line `first_line`, or Parquet row groups [start, end) whose
+    first row is line `first_line`. `end` None reads to the end. A shard that is not split is
+    one part, `Part()`. Line numbers are the whole shard's, so a record's line (its order, its
+    duplicate-id precedence, its output row order) does not depend on how the shard was split."""
+
+    index: int = 0
+    count: int = 1
+    start: int = 0
+    end: int | None = None
+    first_line: int = 1
+
+
 def _fixed_prefix(path: str) -> str:
     m = _GLOB_CHARS.search(path)
     if not m:
@@ -241,7 +256,24 @@ class _Partial(Exception):
         self.cause, self.line, self.partial = cause, line, partial
 
 
-def iter_lines(f, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
+class _Limited:
+    """The next `n` bytes of a binary stream, through read1."""
+
+    def __init__(self, f, n: int):
+        self._read = getattr(f, "read1", f.read)
+        self._left = n
+
+    def read1(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._read(min(size if size > 0 else self._left, self._left))
+        self._left -= len(data)
+        return data
+
+    read = read1
+
+
+def iter_lines(f, chunk_bytes: int, first_line: int = 1) -> Iterator[tuple[int, bytes]]:
     """Splits a binary stream into (1-based line number, line bytes without newline).
 
     Reads fixed-size chunks (a 30 MB line costs 30 MB, never more). If the stream breaks
@@ -249,7 +281,7 @@ def iter_lines(f, chunk_bytes: int) -> Iterator[tuple[int, bytes]]:
     _Partial is raised carrying the unfinished line.
     """
     pending: list[bytes] = []  # pieces of the current, unfinished line (no quadratic concat)
-    n = 0
+    n = first_line - 1
     # read1 returns what one underlying read decoded; a buffered read() that hits a broken
     # stream discards the data it had already gathered in that call.
     read = getattr(f, "read1", f.read)
@@ -300,7 +332,8 @@ def _microsecond_timestamps(table):
     return table
 
 
-def iter_parquet_rows(pf, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[tuple[int, dict | _LostRows]]:
+def iter_parquet_rows(pf, batch_rows: int = PARQUET_BATCH_ROWS,
+                      groups: range | None = None) -> Iterator[tuple[int, dict | _LostRows]]:
     """(line, row) for every readable row of a pq.ParquetFile, (first lost line, _LostRows) else.
 
     Read row group by row group so one corrupt group costs its own rows, not the file's.
@@ -309,8 +342,9 @@ def iter_parquet_rows(pf, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[tupl
     part-way, or yields fewer rows than its footer promises, reports the rows it did not
     deliver, one line each, so records_read == valid + rejected stays exact.
     """
-    start = 0
-    for group in range(pf.num_row_groups):
+    groups = range(pf.num_row_groups) if groups is None else groups
+    start = sum(pf.metadata.row_group(g).num_rows for g in range(groups.start))
+    for group in groups:
         expected = pf.metadata.row_group(group).num_rows
         done = 0
         error = None
@@ -327,7 +361,7 @@ def iter_parquet_rows(pf, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[tupl
         start += expected
 
 
-def _parquet_events(shard: Shard, cfg: ReadConfig, status: dict) -> Iterator[tuple[dict | None, dict | None]]:
+def _parquet_events(shard: Shard, cfg: ReadConfig, status: dict, part: Part) -> Iterator[tuple[dict | None, dict | None]]:
     """(record, rejection) pairs for a Parquet shard; row group failures go to `status`."""
     import pyarrow.parquet as pq
 
@@ -336,7 +370,8 @@ def _parquet_events(shard: Shard, cfg: ReadConfig, status: dict) -> Iterator[tup
         # Pages written with CRCs are checked: a flipped byte fails its row group instead of
         # reading as plausible garbage (files without CRCs read as before).
         pf = pq.ParquetFile(f, page_checksum_verification=True)
-        for line, row in iter_parquet_rows(pf):
+        groups = range(part.start, pf.num_row_groups if part.end is None else part.end)
+        for line, row in iter_parquet_rows(pf, groups=groups):
             if not isinstance(row, _LostRows):
                 yield coerce_record(row, shard.name, line, fields, row, clip_chars)
                 continue
@@ -346,12 +381,20 @@ def _parquet_events(shard: Shard, cfg: ReadConfig, status: dict) -> Iterator[tup
                 yield None, rejection(shard.name, lost, "unreadable_row_group", row.error, "", clip_chars)
 
 
-def _jsonl_events(shard: Shard, cfg: ReadConfig, status: dict) -> Iterator[tuple[dict | None, dict | None]]:
-    """(record, rejection) pairs for a JSONL shard; a broken stream goes to `status`."""
+def _jsonl_events(shard: Shard, cfg: ReadConfig, status: dict, part: Part) -> Iterator[tuple[dict | None, dict | None]]:
+    """(record, rejection) pairs for a JSONL shard (or one byte range of an uncompressed one); a
+    broken stream goes to `status`."""
     fields, clip_chars = cfg.fields, cfg.raw_clip_chars
-    with open_jsonl(shard.url) as f:
+    with contextlib.ExitStack() as stack:
+        if part == Part():
+            f = stack.enter_context(open_jsonl(shard.url))
+        else:  # an uncompressed shard's byte range (plan_parts splits no other kind)
+            f = stack.enter_context(fsspec.open(shard.url, "rb"))
+            f.seek(part.start)
+            if part.end is not None:
+                f = _Limited(f, part.end - part.start)
         try:
-            for line, raw in iter_lines(f, cfg.chunk_bytes):
+            for line, raw in iter_lines(f, cfg.chunk_bytes, part.first_line):
                 yield parse_line(raw, shard.name, line, fields, clip_chars)
         except _Partial as p:
             status["error"] = f"{type(p.cause).__name__}: {p.cause}"
@@ -359,7 +402,65 @@ def _jsonl_events(shard: Shard, cfg: ReadConfig, status: dict) -> Iterator[tuple
                 yield None, rejection(shard.name, p.line, "truncated_shard", status["error"], p.partial, clip_chars)
 
 
-def iter_shard(shard: Shard, cfg: ReadConfig) -> Iterator[tuple[str, dict]]:
+def _newline_parts(f, target_bytes: int, block: int = 1 << 24) -> list[Part]:
+    """Byte ranges of about `target_bytes` that start and end on line boundaries, with the line
+    number each starts at: one sequential pass that counts newlines (no parsing)."""
+    bounds: list[tuple[int, int]] = [(0, 1)]  # (start byte, first line)
+    pos = lines = 0
+    target = target_bytes
+    while True:
+        data = f.read(block)
+        if not data:
+            break
+        off = 0
+        while pos + len(data) > target:
+            i = data.find(b"\n", max(off, target - pos))
+            if i < 0:
+                target = pos + len(data)  # the boundary is the next block's first newline
+                break
+            lines += data.count(b"\n", off, i + 1)
+            off = i + 1
+            bounds.append((pos + off, lines + 1))
+            target = pos + off + target_bytes
+        lines += data.count(b"\n", off)
+        pos += len(data)
+    if len(bounds) > 1 and bounds[-1][0] >= pos:  # the last boundary is the end of the file
+        bounds.pop()
+    ends = [b for b, _ in bounds[1:]] + [None]
+    return [Part(i, len(bounds), start, end, first) for i, ((start, first), end) in enumerate(zip(bounds, ends))]
+
+
+def plan_parts(shard: Shard, cfg: ReadConfig) -> list[Part]:
+    """How `shard` is read: in parts of about `cfg.split_bytes` where the format allows it
+    (uncompressed JSONL: byte ranges on line boundaries; Parquet: runs of row groups), else
+    whole. A shard that cannot be inspected is read whole, and its error reported then."""
+    if shard.size <= cfg.split_bytes:
+        return [Part()]
+    try:
+        if shard_format(shard.url) == "parquet":
+            import pyarrow.parquet as pq
+
+            with fsspec.open(shard.url, "rb") as f:
+                meta = pq.ParquetFile(f).metadata
+            starts, size = [0], 0
+            for g in range(meta.num_row_groups):
+                if size >= cfg.split_bytes:
+                    starts.append(g)
+                    size = 0
+                size += meta.row_group(g).total_byte_size
+            rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+            ends = starts[1:] + [None]
+            return [Part(i, len(starts), a, b, sum(rows[:a]) + 1) for i, (a, b) in enumerate(zip(starts, ends))]
+        if fsspec.utils.infer_compression(shard.url) is not None or _strict_decoder(shard.url) is not None:
+            return [Part()]
+        with fsspec.open(shard.url, "rb") as f:
+            parts = _newline_parts(f, cfg.split_bytes)
+        return parts if len(parts) > 1 else [Part()]
+    except Exception:  # noqa: BLE001 - unreadable here is unreadable when read: reported there
+        return [Part()]
+
+
+def iter_shard(shard: Shard, cfg: ReadConfig, part: Part = Part()) -> Iterator[tuple[str, dict]]:
     status = {
         "shard": shard.name,
         "shard_key": shard.key,
@@ -372,7 +473,7 @@ def iter_shard(shard: Shard, cfg: ReadConfig) -> Iterator[tuple[str, dict]]:
     }
     events = _parquet_events if shard_format(shard.url) == "parquet" else _jsonl_events
     try:
-        for record, rej in events(shard, cfg, status):
+        for record, rej in events(shard, cfg, status, part):
             status["records_read"] += 1
             if record is not None:
                 record["shard_key"] = shard.key
@@ -385,6 +486,51 @@ def iter_shard(shard: Shard, cfg: ReadConfig) -> Iterator[tuple[str, dict]]:
     except Exception as e:  # noqa: BLE001 - unreadable shard: reported, never fatal
         status["error"] = status["error"] or f"{type(e).__name__}: {e}"
     yield "status", status
+
+
+def chunk_key(shard_key: str, part: int, chunk: int) -> str:
+    """A chunk's key: its output files' names (`<stratum>/<chunk_key>.parquet`), stable across
+    runs and runners: the shard's key, the part (`Part.index`) and the chunk within the part."""
+    return f"{shard_key}.{part:05d}.{chunk:05d}"
+
+
+def _text_bytes(kind: str, value: dict) -> int:
+    if kind == "record":
+        return len(value["text"].encode("utf-8", "surrogatepass"))
+    return len((value.get("raw") or "").encode("utf-8", "surrogatepass"))
+
+
+def iter_chunks(shard: Shard, cfg: ReadConfig, part: Part = Part()) -> Iterator[tuple[str, str, dict]]:
+    """`iter_shard`'s events as (kind, chunk_key, value), cut into chunks in line order.
+
+    A chunk ends after `cfg.chunk_documents` records (valid or rejected), or before one whose text
+    would take it over `cfg.chunk_text_bytes`. Each chunk ends with exactly one ("status", key,
+    chunk status): its part and index, records and bytes, and, on the part's last chunk, the
+    part's error. A part with no records is one empty chunk. Pure and sequential: the same
+    shard, part and config give the same chunks on every runner.
+    """
+    chunk, docs, nbytes = 0, 0, 0
+
+    def status(last: dict | None) -> dict:
+        return {"shard": shard.name, "shard_key": shard.key, "part": part.index, "parts": part.count,
+                "chunk": chunk, "chunk_key": chunk_key(shard.key, part.index, chunk), "records_read": docs,
+                "text_bytes": nbytes, "last": last is not None, "error": (last or {}).get("error"),
+                "row_groups_failed": (last or {}).get("row_groups_failed", 0)}
+
+    for kind, value in iter_shard(shard, cfg, part):
+        if kind == "status":
+            yield "status", chunk_key(shard.key, part.index, chunk), status(value)
+            return
+        size = _text_bytes(kind, value)
+        if docs and (docs >= cfg.chunk_documents or nbytes + size > cfg.chunk_text_bytes):
+            yield "status", chunk_key(shard.key, part.index, chunk), status(None)
+            chunk, docs, nbytes = chunk + 1, 0, 0
+        docs += 1
+        nbytes += size
+        key = chunk_key(shard.key, part.index, chunk)
+        if kind == "record":
+            value["chunk_key"] = key
+        yield kind, key, value
 
 
 class Progress:
@@ -426,10 +572,11 @@ class Progress:
 
 
 class ReadShards(beam.DoFn):
-    """Reads one shard per element. Main output: records; tagged: 'rejected', 'status', 'ids'.
+    """Reads one (shard, part) per element, cut into chunks (`iter_chunks`). Main output:
+    records; tagged: 'rejected' and 'status' keyed by chunk, 'ids'.
 
-    Shards in `committed` (already finished by an earlier run, see transforms/commit.py) only
-    contribute their ids, so duplicate detection sees the whole input.
+    Chunks in `committed` (finished by an earlier run, see transforms/commit.py) only contribute
+    their ids, so duplicate detection sees the whole input.
     """
 
     REJECTED = "rejected"
@@ -446,16 +593,16 @@ class ReadShards(beam.DoFn):
         self._records = beam.metrics.Metrics.counter("collapseguard", "records_read")
         self._rejected = beam.metrics.Metrics.counter("collapseguard", "records_rejected")
 
-    def process(self, shard: Shard):
-        if shard.key in self._committed:
-            for kind, value in iter_shard(shard, self._cfg):
-                if kind == "record":
-                    yield TaggedOutput(self.IDS, id_location(value))
-            return
+    def process(self, element: tuple[Shard, Part]):
+        shard, part = element
         if self._progress is None:  # the clock starts with the first shard, not after it
             self._progress = Progress(self._total_bytes)
         docs = words = 0
-        for kind, value in iter_shard(shard, self._cfg):
+        for kind, key, value in iter_chunks(shard, self._cfg, part):
+            if key in self._committed:  # done by an earlier run: its ids still count for duplicates
+                if kind == "record":
+                    yield TaggedOutput(self.IDS, id_location(value))
+                continue
             if kind == "record":
                 self._records.inc()
                 docs += 1
@@ -464,12 +611,13 @@ class ReadShards(beam.DoFn):
                 yield value
             elif kind == "rejected":
                 self._rejected.inc()
-                yield TaggedOutput(self.REJECTED, (shard.key, ("rejected", value)))
+                yield TaggedOutput(self.REJECTED, (key, ("rejected", value)))
             else:
-                yield TaggedOutput(self.STATUS, (shard.key, ("status", value)))
-        self._bytes.inc(shard.size)
+                yield TaggedOutput(self.STATUS, (key, ("status", value)))
+        nbytes = shard.size if part.count == 1 else shard.size // part.count
+        self._bytes.inc(nbytes)
         self._words.inc(words)
-        line = self._progress.add(shard.size, docs, words)
+        line = self._progress.add(nbytes, docs, words)
         if line:
             logging.getLogger("collapseguard").info(line)
 

@@ -31,6 +31,10 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+import apache_beam as beam
+
+from collapseguard.transforms.base import merge_histograms
+
 HUMAN_STRATA = ("human_verified", "human_unverified")
 SYNTHETIC_STRATA = ("synthetic_known", "synthetic_suspected")
 ZERO_WEIGHT_STRATA = ("anchor", "review")
@@ -329,3 +333,21 @@ def sample_weight(record: dict, cfg: WeightsConfig, synthetic_w: float, ramp: Ma
     if record.get("stratum") in SYNTHETIC_STRATA:
         return synthetic_w
     return human_weight(record, cfg, ramp)
+
+
+class DensityHistogram(beam.CombineFn):
+    """{density_bin: count} of rare_word_density over the human strata's documents, the input of
+    `weights.rarity_ramp`. Input: the routed (chunk_key, ("record", record)) elements; integer
+    counts, so the ramp is the same for any merge order."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, element):
+        return count_density(acc, element[1][1])
+
+    def merge_accumulators(self, accs):
+        return merge_histograms(accs)
+
+    def extract_output(self, acc):
+        return acc

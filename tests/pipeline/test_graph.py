@@ -136,3 +136,43 @@ def test_sample_run_writes_report_mixture_and_weights(tmp_path, sample_shards):
     m = json.load(open(os.path.join(out, "manifest.json")))
     assert set(m["diversity"]) >= {"human_verified", "synthetic_known"}
     assert 0 < m["diversity"]["human_verified"]["distinct_2"] <= 1
+
+
+def test_no_grouped_element_holds_more_than_a_chunk(hostile_dir, tmp_path):
+    """A shard of three times the chunk size is planned and written as three chunks, a 30 MB
+    document is a chunk of its own, and the manifest and the Beam Distribution metric both say
+    the largest grouped element held no more than the bound."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    folder, _ = hostile_dir
+    big = tmp_path / "in" / "big.jsonl"
+    big.parent.mkdir()
+    words = "the quick brown fox jumps over the lazy dog and then some more words follow here".split()
+    with open(big, "w", encoding="utf-8") as f:
+        for i in range(60):
+            f.write(json.dumps({"id": f"b{i}", "text": " ".join(words[(i + j) % len(words)] for j in range(150))}) + "\n")
+        f.write("{not json\n")
+    os.symlink(os.path.join(folder, "huge.jsonl"), tmp_path / "in" / "huge.jsonl")
+    out = str(tmp_path / "out")
+    cfg = config_mod.from_dict({"read": {"chunk_documents": 20, "chunk_text_bytes": 1 << 20}})
+    p = TestPipeline()
+    build(p, cfg, expand_inputs([str(tmp_path / "in" / "*.jsonl")]), out, {})
+    result = p.run()
+    result.wait_until_finish()
+
+    m = json.load(open(os.path.join(out, "manifest.json")))
+    shards = {s["shard"]: s for s in m["shards"]}
+    assert m["conserved"] and shards["big.jsonl"]["chunks"] == 4 and shards["big.jsonl"]["records_read"] == 61
+    assert shards["big.jsonl"]["max_chunk_documents"] == 20
+    huge = shards["huge.jsonl"]
+    assert huge["max_chunk_documents"] == 1 and huge["max_chunk_text_bytes"] >= 30_000_000
+    assert m["largest_element"]["documents"] == 20
+    assert m["largest_element"]["text_bytes"] == huge["max_chunk_text_bytes"]
+    assert m["chunks_total"] == sum(s["chunks"] for s in m["shards"])
+    written = sorted(os.path.basename(f) for f in glob.glob(os.path.join(out, "*", "*.parquet")))
+    big_key = expand_inputs([str(big)])[0].key
+    assert {f"{big_key}.00000.0000{i}.parquet" for i in range(3)} <= set(written)
+    assert sorted(os.path.basename(f) for f in glob.glob(os.path.join(out, "rejected", "*"))) == [f"{big_key}.00000.00003.jsonl"]
+    dist = result.metrics().query(MetricsFilter().with_name("chunk_documents"))["distributions"]
+    assert dist and max(d.committed.max for d in dist) == 20
+    assert sum(d.committed.sum for d in dist) == m["records_read"]

@@ -89,6 +89,10 @@ def test_owned_files_are_a_pure_function_of_the_marker():
     assert owned["rejected"] == {"a-2.jsonl", "b-1.jsonl"}
     assert owned["_commits"] == {"a-2.json", "b-1.json"}
     assert is_owned(TEMP + "a-2.parquet", owned["review"])
+    assert is_owned("a-2.00000.00000.parquet", owned["review"]) and is_owned(TEMP + "b-1.00001.00012.parquet", owned["review"])
+    assert is_owned("a-2.00000.00003.json", owned["_commits"]) and is_owned("b-1.00000.00000.jsonl", owned["rejected"])
+    assert not is_owned("c-3.00000.00000.parquet", owned["review"]) and not is_owned("a-2.0.0.parquet", owned["review"])
+    assert not is_owned("a-2.00000.parquet", owned["review"])
     assert not is_owned(".tmp-session", owned["review"])
     assert not is_owned(".tmp-abc-a-2.parquet", owned["review"])  # not our temp-name shape
     assert not is_owned("draft.docx", owned["review"])

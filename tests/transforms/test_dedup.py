@@ -5,12 +5,12 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from collapseguard.pipeline.config import FieldsConfig
 from collapseguard.transforms.dedup import duplicate_losers, id_location
-from collapseguard.transforms.stratify import plan_shard
+from collapseguard.transforms.plan import plan_chunk
 from collapseguard.transforms.validate import parse_line
 
 
 def r(id_, idx, line):
-    return {"id": id_, "shard_index": idx, "line": line, "shard_key": f"k{idx}", "shard": f"s{idx}"}
+    return {"id": id_, "shard_index": idx, "line": line, "chunk_key": f"k{idx}", "shard": f"s{idx}"}
 
 
 def test_first_by_shard_then_line_wins():
@@ -31,7 +31,7 @@ def test_duplicates_in_pipeline():
 
 def validated(line: bytes, shard: str, index: int) -> dict:
     rec, _ = parse_line(line, shard, 1, FieldsConfig(), 100)
-    rec.update(shard_index=index, shard_key=f"k{index}", stratum="human_unverified", _windows=[6.0], _tail="")
+    rec.update(shard_index=index, chunk_key=f"k{index}", stratum="human_unverified", _windows=[6.0], _tail="")
     return rec
 
 
@@ -42,10 +42,12 @@ def rejected_duplicate(first_line: bytes, second_line: bytes) -> tuple[dict, dic
         groups.setdefault(rid, []).append(loc)
     losers = [loser for item in groups.items() for loser in duplicate_losers(item)]
     assert losers == [("k1", ("duplicate", (1, "a.jsonl:1")))]
-    status = {"shard": "b.jsonl", "shard_key": "k1", "records_read": 1, "error": None}
-    _, rejected, _ = plan_shard([second], [], [losers[0][1][1]], status, {"floor_bits": None}, "reject", 100, 10)
-    assert [r["reason"] for r in rejected] == ["duplicate_id"]
-    return second, rejected[0]
+    from collapseguard.transforms.weights import WeightsConfig
+
+    status = {"shard": "b.jsonl", "shard_key": "s1", "chunk_key": "k1", "records_read": 1, "error": None}
+    planned, _ = plan_chunk([second], [], [losers[0][1][1]], status, "reject", 100, 10, WeightsConfig(), None)
+    assert [r["reason"] for r in planned.rejected] == ["duplicate_id"]
+    return second, planned.rejected[0]
 
 
 @pytest.mark.parametrize("first, second", [(b"7", b'"7"'), (b'"7"', b"7"), (b"-3", b'"-3"'), (b"7", b"7")])

@@ -8,6 +8,10 @@ from collapseguard.transforms.entropy import (
     WindowHistogram,
     audit_shard,
     entropy_floor,
+    merge_window_summaries,
+    summary_from_json,
+    summary_to_json,
+    window_summary,
     histogram_quantile,
     packed_windows,
     to_bin,
@@ -39,13 +43,26 @@ def test_floor_sources():
 
 def test_audit_shard_decision_and_order_independence():
     vals = [6.1, 6.3, 5.0, 6.2, 6.4]
-    a = audit_shard(vals, 6.0)
+    a = audit_shard(window_summary(vals), 6.0)
     assert a["entropy_median_bits"] == 6.2 and a["below_floor"] is False and a["windows"] == 5
-    assert audit_shard(list(reversed(vals)), 6.0) == a
-    assert audit_shard(vals, 6.25)["below_floor"] is True
-    assert audit_shard([], 6.0) == {"windows": 0, "entropy_median_bits": None, "entropy_mean_bits": None,
-                                     "below_floor": False, "audited": False}
-    assert audit_shard(vals, None)["audited"] is False
+    assert a["entropy_mean_bits"] == 6.0
+    assert audit_shard(window_summary(reversed(vals)), 6.0) == a
+    assert audit_shard(window_summary(vals), 6.25)["below_floor"] is True
+    assert audit_shard(window_summary([]), 6.0) == {"windows": 0, "entropy_median_bits": None,
+                                                    "entropy_mean_bits": None, "below_floor": False, "audited": False}
+    assert audit_shard(window_summary(vals), None)["audited"] is False
+    # an even count: the mean of the two middle windows, to 0.001 bit
+    assert audit_shard(window_summary([6.0, 6.1, 6.3, 7.0]), 6.0)["entropy_median_bits"] == pytest.approx(6.2, abs=0.001)
+
+
+def test_a_shards_audit_is_the_same_however_it_is_chunked():
+    vals = [5.0 + (i * 37 % 100) / 50 for i in range(1000)]
+    whole = window_summary(vals)
+    parts = [window_summary(vals[i:i + 70]) for i in range(0, 1000, 70)]
+    assert merge_window_summaries(parts) == merge_window_summaries(parts[::-1]) == whole
+    assert audit_shard(merge_window_summaries(parts), 6.0) == audit_shard(whole, 6.0)
+    assert summary_from_json(summary_to_json(whole)) == whole
+    assert len(whole["hist"]) <= 1000  # bounded by the bins, not by the windows
 
 
 def test_packed_windows_cover_short_documents():

@@ -56,13 +56,13 @@ def test_attest_fn_in_pipeline():
     with TestPipeline() as p:
         recs = [dict(rec(id="a", source="arxiv"), _windows=[6.0]), dict(rec(id="b", generator="opt"), _windows=[5.0])]
         for i, r in enumerate(recs):
-            r.update(shard_key="k", shard="s", shard_index=0, line=i + 1)
+            r.update(shard_key="k", chunk_key="k.00000", shard="s", shard_index=0, line=i + 1)
         out = p | beam.Create(recs) | beam.ParDo(AttestFn(CFG)).with_outputs(
             AttestFn.VERIFIED_WINDOWS, main="records")
         assert_that(out.records | beam.Map(lambda kv: (kv[0], kv[1][0], kv[1][1]["id"], kv[1][1]["provenance"],
                                                          kv[1][1]["stratum"])),
-                    equal_to([("k", "record", "a", "verified_human", "human_verified"),
-                              ("k", "record", "b", "known_synthetic", "synthetic_known")]), label="records")
+                    equal_to([("k.00000", "record", "a", "verified_human", "human_verified"),
+                              ("k.00000", "record", "b", "known_synthetic", "synthetic_known")]), label="records")
         assert_that(out.verified_windows, equal_to([[6.0]]), label="windows")
 
 

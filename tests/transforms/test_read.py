@@ -13,7 +13,7 @@ import zstandard
 from fixtures_data import corrupt_parquet_row_group, garbage_parquet_footer, varied_jsonl
 
 from collapseguard.pipeline.config import ReadConfig
-from collapseguard.transforms.read import InputError, Shard, expand_inputs, iter_lines, iter_shard
+from collapseguard.transforms.read import InputError, Part, Shard, expand_inputs, iter_lines, iter_shard
 
 
 def _write(path, data: bytes):
@@ -424,3 +424,56 @@ def test_parquet_nanosecond_timestamps_are_kept(tmp_path):
     records = [v for k, v in out if k == "record"]
     assert [r["timestamp"] for r in records] == [1_500_000_000_123_456, 1_600_000_000_000_000]
     assert out[-1][1]["error"] is None and "timestamp_unparsed" not in records[0]["input_warnings"]
+
+
+# --- a big shard is read in parts and cut into chunks; line numbers stay the shard's ---------
+
+def _events_by_parts(shard, cfg):
+    from collapseguard.transforms.read import iter_chunks, plan_parts
+
+    parts = plan_parts(shard, cfg)
+    events = [e for part in parts for e in iter_chunks(shard, cfg, part)]
+    return parts, events
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_parts_read_exactly_what_the_whole_shard_reads(tmp_path, suffix):
+    import pyarrow as pa
+
+    texts = [f"document {i} " + "word " * (i % 7) for i in range(500)]
+    path = tmp_path / f"s.{suffix}"
+    lines = _records(texts).split(b"\n")[:-1]
+    lines[17] = b"{broken json"
+    lines[300] = b""
+    if suffix == "jsonl":
+        _write(path, b"\n".join(lines))  # no newline after the last line
+    else:
+        rows = [json.loads(x) for x in lines if x.startswith(b'{"')]
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=40)
+    shard = expand_inputs([str(path)])[0]
+    whole = collect(shard, ReadConfig())
+    small = ReadConfig(chunk_documents=30)
+    object.__setattr__(small, "split_bytes", 1000)  # below the config's floor, to force many parts
+    parts, events = _events_by_parts(shard, small)
+    assert len(parts) > 3 and [p.index for p in parts] == list(range(len(parts)))
+    assert {p.count for p in parts} == {len(parts)}
+    got = [(v["line"], v.get("id")) for k, _, v in events if k == "record"]
+    assert got == [(r["line"], r["id"]) for r in whole["record"]]
+    assert [v["line"] for k, _, v in events if k == "rejected"] == [r["line"] for r in whole["rejected"]]
+    statuses = [v for k, _, v in events if k == "status"]
+    assert sum(s["records_read"] for s in statuses) == whole["status"][0]["records_read"]
+    assert max(s["records_read"] for s in statuses) <= 30
+    assert len({s["chunk_key"] for s in statuses}) == len(statuses)
+    assert sum(s["last"] for s in statuses) == len(parts) and not any(s["error"] for s in statuses)
+    # a shard under split_bytes is one part
+    assert _events_by_parts(shard, ReadConfig(chunk_documents=30))[0] == [Part()]
+
+
+def test_compressed_jsonl_is_never_split(tmp_path):
+    from collapseguard.transforms.read import plan_parts
+
+    path = tmp_path / "s.jsonl.gz"
+    _write(path, gzip.compress(_records([f"text {i}" for i in range(3000)])))
+    cfg = ReadConfig()
+    object.__setattr__(cfg, "split_bytes", 100)
+    assert plan_parts(expand_inputs([str(path)])[0], cfg) == [Part()]

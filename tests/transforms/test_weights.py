@@ -187,3 +187,19 @@ def test_synthetic_weight_edge_cases():
     assert synthetic_weight(0, 500, 1.0) == 1.0
     with pytest.raises(ValueError):
         synthetic_weight(-1, 5, 0.1)
+
+
+def test_density_histogram_merges_in_any_order():
+    from collapseguard.transforms.weights import DensityHistogram
+
+    fn = DensityHistogram()
+    elements = [("k", ("record", {"stratum": s, "rare_word_density": d}))
+                for s, d in [("human_verified", 0.01), ("human_unverified", 0.01), ("human_unverified", 0.3),
+                             ("anchor", 0.5), ("synthetic_suspected", 0.5), ("human_verified", None)]]
+    parts = []
+    for chunk in (elements[:2], elements[2:]):
+        acc = fn.create_accumulator()
+        for e in chunk:
+            acc = fn.add_input(acc, e)
+        parts.append(acc)
+    assert fn.merge_accumulators(parts) == fn.merge_accumulators(parts[::-1]) == {100: 2, 3000: 1}

@@ -1,0 +1,150 @@
+"""Writing a planned chunk: its strata Parquet files, its rejected rows, its commit marker, and
+the light rows the report, diversity and coverage combiners read (never the text, except the
+diversity sample's prefix). On --resume, chunks an earlier run committed are replayed from
+their Parquet files so the combiners see the whole run.
+
+Files are one per (output folder, chunk): `<folder>/<chunk_key>.parquet`, rows in line order,
+`rejected/<chunk_key>.jsonl`, then `_commits/<chunk_key>.json` last (transforms/commit.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.pvalue import TaggedOutput
+from fsspec.core import url_to_fs
+
+from collapseguard.pipeline.schema import ALL_OUTPUTS, OUTPUT_COLUMNS
+from collapseguard.transforms.commit import marker, write_commit
+from collapseguard.transforms.entropy import summary_to_json
+from collapseguard.transforms.mixture import sample_key
+from collapseguard.transforms.plan import PlannedChunk, finalize_chunk
+from collapseguard.transforms.report import HIST_COLUMNS
+from collapseguard.transforms.signals import tokenize
+from collapseguard.transforms.weights import SYNTHETIC_STRATA, TRAINING_STRATA_ALL, RarityTables, doc_rarity
+from collapseguard.transforms.write import join, write_jsonl, write_parquet
+
+COVERAGE_DOCS = 2000  # documents the rare-coverage sample aims at
+
+
+def report_columns() -> tuple[str, ...]:
+    """What ReportStats reads of a written row (text never travels to it): output columns only, so
+    a row in memory and the same row read back from Parquet give the same element."""
+    wanted = ("provenance", "stratum", "source", "n_words", "sample_weight") + tuple(c for c, *_ in HIST_COLUMNS)
+    return tuple(c for c in wanted if c in OUTPUT_COLUMNS)
+
+
+def coverage_cut(weighting: dict, sample_docs: int) -> int:
+    """Documents whose sample_key is under this cut are candidates for the rare-coverage sample:
+    a superset of the `sample_docs` smallest hashes, whatever the runner's bundling."""
+    n = max(1, weighting["training_documents"])
+    return int(2**64 * min(1.0, 2.0 * sample_docs / n))
+
+
+REPORT, DIVERSITY, COVERAGE = "report", "diversity", "coverage"
+
+
+def side_outputs(name: str, r: dict, cut: int, tables, rare_zipf: float, columns: tuple[str, ...]):
+    """(tag, element) pairs of one written row for the report, diversity and coverage combiners.
+    A pure function of the row as written, so the rows of chunks committed by an earlier run,
+    read back from their Parquet files on --resume, give exactly what the first run gave."""
+    yield REPORT, {k: r.get(k) for k in columns}
+    yield DIVERSITY, (name, (r["id"], r["text"][:20_000]))
+    if name in TRAINING_STRATA_ALL and sample_key(r["id"]) < cut:
+        rare = doc_rarity(tokenize(r["text"][:20_000]), r.get("lang"), tables, rare_zipf)
+        yield COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"], rare["rare_words"])
+
+
+class _SideOutputsFn(beam.DoFn):
+    """Base of the DoFns that feed written rows to the combiners (`side_outputs`)."""
+
+    REPORT, DIVERSITY, COVERAGE = REPORT, DIVERSITY, COVERAGE
+
+    def __init__(self, output: str, rare_zipf: float):
+        self._output = output
+        self._rare_zipf = rare_zipf
+        self._tables = None
+        self._columns = ()
+
+    def setup(self):
+        self._tables = RarityTables()
+        self._columns = report_columns()
+
+    def _side_outputs(self, name: str, r: dict, cut: int):
+        for tag, element in side_outputs(name, r, cut, self._tables, self._rare_zipf, self._columns):
+            yield TaggedOutput(tag, element)
+
+
+@dataclasses.dataclass
+class FinalChunk:
+    """A chunk as it leaves the stage: rows per output folder (line order, final strata and
+    weights), rejected rows, stats, and the window summary its commit marker keeps."""
+
+    chunk_key: str
+    outputs: dict
+    rejected: list
+    stats: dict
+    windows: dict
+
+
+class FinalizeChunkFn(_SideOutputsFn):
+    """Per planned chunk: the shard's audit decides the hold (`finalize_chunk`) and synthetic
+    rows get the run's one synthetic weight. Main output: the `FinalChunk`. Tagged 'report',
+    'diversity', 'coverage' (`side_outputs`)."""
+
+    def __init__(self, rare_zipf: float, weights_cfg):
+        super().__init__("", rare_zipf)
+        self._weights_cfg = weights_cfg
+
+    def process(self, planned: PlannedChunk, floor_info, weighting, ramp, audits):
+        audit = audits[planned.shard_key]
+        outputs, stats = finalize_chunk(planned, audit, floor_info.get("floor_bits"), self._weights_cfg, ramp)
+        w_syn = weighting["synthetic_weight"]
+        cut = coverage_cut(weighting, COVERAGE_DOCS)
+        for name, rows in outputs.items():
+            for r in rows:
+                if name in SYNTHETIC_STRATA:
+                    r["sample_weight"] = w_syn
+                yield from self._side_outputs(name, r, cut)
+        yield FinalChunk(planned.chunk_key, outputs, planned.rejected, stats, planned.windows)
+
+
+class WriteChunkFn(beam.DoFn):
+    """Per final chunk: its strata Parquet files and rejected JSONL, then its commit marker
+    (last: the marker says the chunk is complete, transforms/commit.py). Output: its stats."""
+
+    def __init__(self, output: str, run_fingerprint: str):
+        self._output = output
+        self._fingerprint = run_fingerprint
+
+    def process(self, chunk: FinalChunk, floor_info, ramp):
+        for name, rows in chunk.outputs.items():
+            if rows:
+                write_parquet(join(self._output, name, f"{chunk.chunk_key}.parquet"), rows)
+        if chunk.rejected:
+            write_jsonl(join(self._output, "rejected", f"{chunk.chunk_key}.jsonl"), chunk.rejected)
+        content = marker(chunk.stats, floor_info, self._fingerprint, ramp)
+        content["windows"] = summary_to_json(chunk.windows)
+        write_commit(self._output, chunk.chunk_key, content)
+        yield chunk.stats
+
+
+class ReplayCommittedFn(_SideOutputsFn):
+    """On --resume, per chunk an earlier run committed: reads its strata Parquet files back and
+    emits the same report / diversity / coverage elements WriteChunkFn emitted for it, so the
+    manifest's diversity, report.html and mixture.json's coverage cover the whole run, exactly as
+    an uninterrupted run's do."""
+
+    def process(self, chunk_key, weighting):
+        cut = coverage_cut(weighting, COVERAGE_DOCS)
+        for name in ALL_OUTPUTS:
+            fs, path = url_to_fs(join(self._output, name, f"{chunk_key}.parquet"))
+            if not fs.exists(path):
+                continue
+            with fs.open(path, "rb") as f:
+                rows = pq.read_table(f, columns=sorted(set(self._columns) | {"id", "text", "lang"})).to_pylist()
+            rows.sort(key=lambda r: r["id"])  # element order is irrelevant to the combiners; fixed anyway
+            for r in rows:
+                yield from self._side_outputs(name, r, cut)
