@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shlex
 import shutil
 import subprocess

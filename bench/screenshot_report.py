@@ -200,7 +200,7 @@ def inputs_from_run(run_dir: str, cfg=None):
 
     import pyarrow.parquet as pq
 
-    from collapseguard.pipeline.schema import ALL_OUTPUTS
+    from collapseguard.core.schema import ALL_OUTPUTS
     from collapseguard.transforms.diversity import DiversityStats
     from collapseguard.transforms.mixture import (
         MixtureStats, RareCoverageSample, build_mixture, human_and_synthetic_tokens)

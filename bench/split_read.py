@@ -15,7 +15,6 @@ Also runs the big shard unsplit (split_bytes above its size) for comparison.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys

@@ -26,13 +26,13 @@ head whose probe and classifier inputs enter with fixed coefficients (1 and `clf
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
+from collapseguard.core.hashing import salted_digest
 from collapseguard.models import detector as D
 
 HUMAN = "human"
@@ -86,7 +86,7 @@ class Candidate:
 
 
 def _fifth(key: str) -> bool:
-    return int(hashlib.sha256(f"{POOL_SALT}\x00{key}".encode()).hexdigest(), 16) % 5 == 0
+    return int.from_bytes(salted_digest(POOL_SALT, key), "big") % 5 == 0
 
 
 def held_out_splits(c: Corpus) -> list[Split]:

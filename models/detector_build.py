@@ -17,6 +17,7 @@ import numpy as np
 from collapseguard.models import calibration as K
 from collapseguard.models import detector as D
 from collapseguard.models.classifier import DEFAULT_VIEW, run_jobs, train
+from collapseguard.models.families import family
 
 LM = ("lm_mean_logprob", "lm_fdg_curvature", "lm_mean_entropy", "lm_logprob_entropy_ratio")
 CHEAP = D.CHEAP_FEATURES
@@ -55,7 +56,6 @@ def corpus_from_rows(rows: Sequence[dict], embedding: np.ndarray | None = None) 
     """A `Corpus` from scored rows (the stage's output columns plus `y`, and `group`, `source`,
     `domain`, `generator` where known): features by name; the hidden state from `embedding`
     ([n, d], NaN rows where missing) or else from each row's `lm_embedding`."""
-    from collapseguard.models.families import family
 
     y = np.array([int(r["y"]) for r in rows])
 

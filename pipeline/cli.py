@@ -15,14 +15,15 @@ import fsspec
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 from fsspec.core import url_to_fs
 
-from collapseguard.models.causal_lm import model_version
+from collapseguard.core.schema import ALL_OUTPUTS
 from collapseguard.pipeline import config as config_mod
 from collapseguard.pipeline.graph import build
 from collapseguard.pipeline.options import UsageError, detector_paths, parse_run_args
 from collapseguard.pipeline.outdir import OutputError, OutputLock, check_output, new_marker, prepare
-from collapseguard.transforms.commit import ResumeError, fingerprint, fingerprint_parts, resume_state
+from collapseguard.transforms.commit import fingerprint, fingerprint_parts
 from collapseguard.transforms.manifest import versions
 from collapseguard.transforms.read import InputError, Shard, expand_inputs
+from collapseguard.transforms.resume import ResumeError, ResumeState, resume_state
 from collapseguard.transforms.write import join
 
 log = logging.getLogger("collapseguard")
@@ -103,7 +104,11 @@ def run(argv: list[str]) -> dict:
         "write_lm_embedding": ns.write_lm_embedding,
     }
     try:  # the model's identity, read without loading it; a missing model fails here, at launch
-        scorer_version = model_version(ns.scoring_model) if lm is not None else None
+        scorer_version = None
+        if lm is not None:
+            from collapseguard.models.causal_lm import model_version  # lazy: imports torch (~2 s) via apache_beam.ml
+
+            scorer_version = model_version(ns.scoring_model)
     except FileNotFoundError as e:
         raise UsageError(f"--scoring-model {ns.scoring_model}: {e}") from e
     parts = fingerprint_parts(run_info, versions(), scorer_version, shard_versions(shards))
@@ -112,16 +117,16 @@ def run(argv: list[str]) -> dict:
         removed = prepare(ns.output, ns.overwrite, ns.resume, new_marker(run_fp, parts, [s.key for s in shards]))
         if removed:
             log.info("collapseguard: removed %d file(s) of the earlier run in %s", removed, ns.output)
-        committed, committed_floor, committed_ramp = (
-            resume_state(ns.output, run_fp) if ns.resume else ({}, None, None))
-        if committed:
-            log.info("collapseguard: resuming: %d chunk(s) of %d shard(s) already committed", len(committed), len(shards))
+        resume = resume_state(ns.output, run_fp) if ns.resume else ResumeState()
+        if resume.committed:
+            log.info("collapseguard: resuming: %d chunk(s) of %d shard(s) already committed",
+                     len(resume.committed), len(shards))
         options = PipelineOptions(beam_args)
         options.view_as(SetupOptions).save_main_session = False
         log.info("collapseguard: %d shard(s) -> %s", len(shards), ns.output)
         p = beam.Pipeline(runner=default_runner(options), options=options)
         build(p, cfg, shards, ns.output, run_info, lm_transform=lm,
-              committed=committed, committed_floor=committed_floor, committed_ramp=committed_ramp,
+              resume=resume,
               detector=detector, keep_embedding=ns.write_lm_embedding, run_fingerprint=run_fp)
         result = p.run()
         if options.view_as(StandardOptions).no_wait_until_finish or getattr(result, "has_job", True) is False:
@@ -160,10 +165,8 @@ def lm_transform(ns, embedding: bool = False):
     """The LM-scoring transform for --scoring-model, or None for 'none'."""
     if ns.scoring_model == "none":
         return None
-    try:
-        from collapseguard.transforms.lm_signals import ScoreWithLM
-    except ImportError as e:  # pragma: no cover - packaging error
-        raise UsageError(f"--scoring-model {ns.scoring_model}: LM scoring unavailable ({e})") from e
+    from collapseguard.transforms.lm_signals import ScoreWithLM  # lazy: imports torch (~2 s) via apache_beam.ml
+
     return ScoreWithLM(model=ns.scoring_model, max_tokens=ns.lm_max_tokens,
                        sample_rate=ns.lm_sample_rate, cache_dir=ns.lm_cache_dir, embedding=embedding)
 
@@ -172,8 +175,6 @@ def summary(manifest: dict, output: str) -> str:
     lines = [f"collapseguard: wrote {output}",
              f"  records read         {manifest['records_read']}",
              f"  rejected             {manifest['records_rejected']}  -> {output}/rejected/"]
-    from collapseguard.pipeline.schema import ALL_OUTPUTS
-
     for name in ALL_OUTPUTS:
         n = manifest["records_by_stratum"][name]
         lines.append(f"  {name:<20} {n}  -> {output}/{name}/")
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_SHARD_ERRORS
             return EXIT_OK
         if command in ("train-classifier", "calibrate", "evaluate"):
-            from collapseguard.pipeline import detector_cli
+            from collapseguard.pipeline import detector_cli  # lazy: a cycle (detector_cli runs the stage through cli.run)
 
             return detector_cli.main(command, rest)
         raise UsageError(f"unknown command {command!r}\n{USAGE}")

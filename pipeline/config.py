@@ -1,7 +1,9 @@
 """Run configuration: one YAML file, validated up front, frozen, picklable.
 
-Every setting is declared once, on its dataclass field: its type is the annotation, its
-constraints (a `Range`, `choices`, `nonempty`, `below`) are the field's metadata (`setting`).
+Every setting is declared once, on its dataclass field, in the step that uses it (`ReadConfig`
+in transforms/read.py, `EntropyConfig` in transforms/entropy.py, ...; this module composes them
+into `Config`): its type is the annotation, its constraints (a `Range`, `choices`, `nonempty`,
+`below`) are the field's metadata (`core.settings.setting`).
 One generic checker (`_build`) reads both, so a value of the wrong type, out of range, NaN or
 infinite fails the run before any work starts, with a one-line message that begins with the
 dotted key (`signals.window_tokens: expected an integer in [10, 10000], got 100.5`). Unknown
@@ -16,133 +18,23 @@ import datetime as dt
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import yaml
 
+from collapseguard.core.settings import ConfigError, Range, num, setting
 from collapseguard.pipeline.yaml_strict import RefusedYaml, StrictLoader
+from collapseguard.transforms.entropy import EntropyConfig
+from collapseguard.transforms.provenance import ProvenanceConfig, parse_cutoff
+from collapseguard.transforms.read import ReadConfig
+from collapseguard.transforms.signals import SignalsConfig
+from collapseguard.transforms.stratify import StratifyConfig
+from collapseguard.transforms.validate import FieldsConfig
 from collapseguard.transforms.weights import RAMPS, WeightsConfig
 
-
-class ConfigError(ValueError):
-    """A configuration value or key is invalid. The message says which and why, on one line."""
-
-
-# --- the schema: constraints declared next to each field ----------------------------------
-
-
-@dataclass(frozen=True)
-class Range:
-    """Closed bounds by default; `lo_open` / `hi_open` exclude an end."""
-
-    lo: float
-    hi: float
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def __contains__(self, x: float) -> bool:
-        above = x > self.lo if self.lo_open else x >= self.lo
-        below = x < self.hi if self.hi_open else x <= self.hi
-        return above and below
-
-    def __str__(self) -> str:
-        return f"{'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
-
-
-def setting(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
-            within: Range | None = None, choices: tuple = (), nonempty: bool = False,
-            below: str | None = None):
-    """A dataclass field with its constraints as metadata, read by `_check`.
-
-    within: the numeric range (of each value, for a mapping of numbers); choices: the strings
-    allowed; nonempty: refuse ""; below: the value must be smaller than that sibling field's.
-    """
-    meta = {"range": within, "choices": tuple(choices), "nonempty": nonempty, "below": below}
-    return field(default=default, default_factory=factory,
-                 metadata={k: v for k, v in meta.items() if v})
-
-
-def _name(default: str):
-    """An input field name: an empty one would look up a key no record has."""
-    return setting(default, nonempty=True)
-
-
-@dataclass(frozen=True)
-class FieldsConfig:
-    """Names of the input fields (so shards with other schemas need no rewrite)."""
-
-    text: str = _name("text")
-    id: str = _name("id")
-    source: str = _name("source")
-    url: str = _name("url")
-    timestamp: str = _name("timestamp")
-    generator: str = _name("generator")
-    metadata: str = _name("metadata")
-
-
-@dataclass(frozen=True)
-class ReadConfig:
-    fields: FieldsConfig = setting(factory=FieldsConfig)
-    # "reject": later occurrences of an id go to rejected/ (reason duplicate_id);
-    # "keep": they stay, flagged is_duplicate_id=True.
-    duplicate_ids: str = setting("reject", choices=("reject", "keep"))
-    # raw line kept in rejected/ records, clipped (0: none kept)
-    raw_clip_chars: int = setting(2000, within=Range(0, 10_000_000))
-    # read size when splitting shards into lines: read(0) returns b"" (every shard would read
-    # as empty), tiny reads crawl, and each worker holds one chunk in memory
-    chunk_bytes: int = setting(1 << 20, within=Range(4096, 1 << 28))
-    # A shard is cut into chunks, in line order: every grouped element of the graph holds one
-    # chunk at most (a worker's memory depends on these two, never on a shard's size). A chunk
-    # ends after `chunk_documents` records, or before a record that would take its text over
-    # `chunk_text_bytes` (a record larger than that is a chunk of its own).
-    chunk_documents: int = setting(10_000, within=Range(1, 10_000_000))
-    chunk_text_bytes: int = setting(64 << 20, within=Range(1024, 1 << 31))
-    # A shard larger than this is read in parts of about this size by different workers, where
-    # its format allows (uncompressed JSONL: byte ranges on line boundaries; Parquet: row groups).
-    split_bytes: int = setting(64 << 20, within=Range(1 << 16, 1 << 40))
-
-
-@dataclass(frozen=True)
-class SignalsConfig:
-    # fixed token window for TTR and entropy (the entropy audit's unit, entropy.py)
-    window_tokens: int = setting(100, within=Range(10, 10_000))
-    # signals are computed on this prefix of huge documents
-    max_chars: int = setting(200_000, within=Range(1000, 100_000_000))
-    # language id reads this prefix (fastText lid is reliable well below 500)
-    lid_chars: int = setting(500, within=Range(1, 1_000_000))
-    # a word under this Zipf frequency counts as rare (wordfreq's scale runs from 0 to about 8)
-    rare_zipf: float = setting(3.0, within=Range(0.0, 8.0))
-    repetition_ngram: int = setting(3, within=Range(1, 100))
-
-
-@dataclass(frozen=True)
-class ProvenanceConfig:
-    verified_sources: tuple[str, ...] = ()
-    trusted_archives: tuple[str, ...] = ()
-    cutoff: str = "2022-11-30"  # ISO-8601; checked by parse_cutoff in validate
-    known_synthetic_sources: tuple[str, ...] = ()
-
-
-# Window entropy in bits: log2 of the window size bounds it (log2(10_000) is about 13.3).
-_BITS = Range(0.0, 20.0)
-
-
-@dataclass(frozen=True)
-class EntropyConfig:
-    # "auto": calibrate in-run from verified-human windows; a number: absolute floor in bits;
-    # "off": no audit.
-    floor: str | float = setting("auto", choices=("auto", "off"), within=_BITS)
-    quantile: float = setting(0.05, within=Range(0.0, 0.5, lo_open=True, hi_open=True))
-    min_calibration_windows: int = setting(200, within=Range(1, 1_000_000_000))
-    # just under the 1% quantile of human windows in labeled-dev (5.76-6.06)
-    fallback_floor_bits: float = setting(5.5, within=Range(0.0, 20.0, lo_open=True))
-
-
-@dataclass(frozen=True)
-class StratifyConfig:
-    anchor_fraction: float = setting(0.05, within=Range(0.0, 0.5))
-    anchor_salt: str = "collapseguard-anchor-v1"
+__all__ = ["Config", "ConfigError", "EntropyConfig", "FieldsConfig", "ProvenanceConfig", "ReadConfig", "SignalsConfig",
+           "StratifyConfig", "WeightsSection", "from_dict", "load", "parse_cutoff", "validate"]
 
 
 _WEIGHTS = WeightsConfig()  # the defaults live there, once
@@ -195,21 +87,7 @@ class Config:
         return parse_cutoff(self.provenance.cutoff)
 
 
-def parse_cutoff(value: str) -> dt.datetime:
-    try:
-        d = dt.datetime.fromisoformat(str(value))
-    except ValueError as e:
-        raise ConfigError(f"provenance.cutoff: not an ISO-8601 date: {value!r}") from e
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.timezone.utc)
-    return d
-
-
 # --- the generic checker ------------------------------------------------------------------
-
-
-def _num(x: float) -> str:
-    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def _clip(text: str, n: int = 60) -> str:
@@ -327,8 +205,8 @@ def _check_order(obj, path: str) -> None:
     for f in dataclasses.fields(obj):
         other = f.metadata.get("below")
         if other and not getattr(obj, f.name) < getattr(obj, other):
-            raise ConfigError(f"{path}.{f.name}: must be below {path}.{other} ({_num(getattr(obj, other))}), "
-                              f"got {_num(getattr(obj, f.name))}")
+            raise ConfigError(f"{path}.{f.name}: must be below {path}.{other} ({num(getattr(obj, other))}), "
+                              f"got {num(getattr(obj, f.name))}")
 
 
 def _build(cls, data: Mapping[str, Any] | None, path: str):

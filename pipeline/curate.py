@@ -28,7 +28,7 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from collapseguard.pipeline.config import Config
-from collapseguard.pipeline.schema import ALL_OUTPUTS, OUTPUT_COLUMNS
+from collapseguard.core.schema import ALL_OUTPUTS, OUTPUT_COLUMNS
 from collapseguard.transforms.dedup import duplicate_losers, id_location
 from collapseguard.transforms.detect import DetectFn
 from collapseguard.transforms.diversity import DiversityStats
@@ -40,6 +40,7 @@ from collapseguard.transforms.plan import PlanChunkFn
 from collapseguard.transforms.provenance import AttestFn
 from collapseguard.transforms.read import chunk_key
 from collapseguard.transforms.report import ReportStats
+from collapseguard.transforms.resume import ResumeState
 from collapseguard.transforms.signals import CheapSignalsFn
 from collapseguard.transforms.validate import coerce_record
 from collapseguard.transforms.weights import DensityHistogram, rarity_ramp
@@ -52,28 +53,26 @@ class CurateChunks(beam.PTransform):
     "report", "diversity", "coverage" (the report's combined figures), "floor", "ramp",
     "weighting" (singletons).
 
-    `committed` (chunk key -> commit marker), `committed_floor`, `committed_ramp` and `replay`
-    (a function (pipeline, weighting) -> (report, diversity, coverage) rows of the committed
-    chunks) are --resume's: committed chunks count in every run-wide figure without being redone.
+    `resume` (transforms/resume.py) and `replay` (a function (pipeline, weighting) -> (report,
+    diversity, coverage) rows of the committed chunks) are --resume's: committed chunks count in
+    every run-wide figure without being redone.
     """
 
     def __init__(self, cfg: Config, lm_transform: beam.PTransform | None = None,
                  detector: tuple[str, str] | None = None, keep_embedding: bool = False,
-                 committed: dict[str, dict] | None = None, committed_floor: dict | None = None,
-                 committed_ramp: dict | None = None, replay=None):
+                 resume: ResumeState | None = None, replay=None):
         super().__init__()
         self._cfg = cfg
         self._lm = lm_transform
         self._detector = detector
         self._keep_embedding = keep_embedding
-        self._committed = committed or {}
-        self._committed_floor = committed_floor
-        self._committed_ramp = committed_ramp
+        self._resume = resume or ResumeState()
         self._replay = replay
 
     def expand(self, streams):
         records, rejected, status, ids = streams
-        p, cfg, committed = records.pipeline, self._cfg, self._committed
+        p, cfg, resume = records.pipeline, self._cfg, self._resume
+        committed = resume.committed
         wcfg = cfg.weights.to_weights_config()
         records = records | "CheapSignals" >> beam.ParDo(CheapSignalsFn(cfg.signals))
         if self._lm is not None:
@@ -83,8 +82,8 @@ class CurateChunks(beam.PTransform):
         routed = records | "Provenance" >> beam.ParDo(AttestFn(cfg)).with_outputs(
             AttestFn.VERIFIED_WINDOWS, main="records")
 
-        if self._committed_floor is not None:
-            floor = p | "CommittedFloor" >> beam.Create([self._committed_floor])
+        if resume.floor is not None:
+            floor = p | "CommittedFloor" >> beam.Create([resume.floor])
         else:
             floor = (
                 routed.verified_windows
@@ -92,8 +91,8 @@ class CurateChunks(beam.PTransform):
                 | "EntropyFloor" >> beam.Map(lambda hist, ecfg: entropy_floor(ecfg, hist), cfg.entropy)
             )
         # The rarity ramp sits on the run's own human documents (percentiles of rare_word_density).
-        if self._committed_ramp is not None:
-            ramp = p | "CommittedRamp" >> beam.Create([self._committed_ramp])
+        if resume.ramp is not None:
+            ramp = p | "CommittedRamp" >> beam.Create([resume.ramp])
         else:
             ramp = (
                 routed.records
@@ -120,7 +119,7 @@ class CurateChunks(beam.PTransform):
         audits = (
             (planned.windows,
              p | "CommittedWindows" >> beam.Create(
-                 [(m["shard_key"], summary_from_json(m["windows"])) for _, m in sorted(committed.items())]))
+                 [(m["shard_key"], summary_from_json(m["windows"])) for m in resume.markers()]))
             | "AllWindows" >> beam.Flatten()
             | "ShardWindows" >> beam.CombinePerKey(ShardWindows())
             | "AuditShards" >> beam.Map(lambda kv, floor_info: (kv[0], audit_shard(kv[1], floor_info.get("floor_bits"))),
@@ -133,7 +132,7 @@ class CurateChunks(beam.PTransform):
              | "ShardMixturePairs" >> beam.CombinePerKey(SumMixturePairs())
              | "ShardMixtures" >> beam.Map(lambda kv, audits: kv[1][1] if audits[kv[0]]["below_floor"] else kv[1][0],
                                            audits=beam.pvalue.AsDict(audits)),
-             p | "CommittedMixtures" >> beam.Create([m["stats"]["mixture"] for _, m in sorted(committed.items())]))
+             p | "CommittedMixtures" >> beam.Create([m["stats"]["mixture"] for m in resume.markers()]))
             | "AllMixtures" >> beam.Flatten()
             | "SumMixture" >> beam.CombineGlobally(SumMixture())
             | "SyntheticWeight" >> beam.Map(synthetic_weighting, wcfg.synthetic_ceiling)

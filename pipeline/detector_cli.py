@@ -22,7 +22,9 @@ import tempfile
 import numpy as np
 
 from collapseguard.models import detector as D
-from collapseguard.models.classifier import DEFAULT_VIEW, check_view
+from collapseguard.models import shipped_path
+from collapseguard.models.classifier import DEFAULT_VIEW, check_view, train
+from collapseguard.models.detector_build import build, corpus_from_rows, opens_like_a_human
 from collapseguard.models.families import family
 
 LM_MAX_TOKENS = 128  # what the shipped detector is calibrated at (calibration.json: lm_max_tokens)
@@ -54,7 +56,7 @@ def score_with_stage(rows: list[dict], scoring_model: str, detector: str, lm_max
 
     import pyarrow.parquet as pq
 
-    from collapseguard.pipeline.cli import run
+    from collapseguard.pipeline.cli import run  # lazy: a cycle (cli dispatches to this module)
 
     work = tempfile.mkdtemp(prefix="cg-score-")
     try:
@@ -212,8 +214,6 @@ def main(command: str, argv: list[str]) -> int:
                         help="how the classifier reads text: 'words' or 'masked_top<K>' (models/classifier.py)")
         ap.add_argument("--output", required=True, help="folder for classifier.ftz")
         args = ap.parse_args(argv)
-        from collapseguard.models.classifier import train
-        from collapseguard.models.detector_build import opens_like_a_human
 
         rows = load_labeled(args.labeled)
         os.makedirs(args.output, exist_ok=True)
@@ -241,7 +241,6 @@ def main(command: str, argv: list[str]) -> int:
             ap.error(f"--jobs must be >= 1, got {args.jobs}")
         if os.path.isfile(args.output):
             ap.error(f"--output must be a folder (the detector's), got the file {args.output}")
-        from collapseguard.models.detector_build import build, corpus_from_rows
 
         rows = scored_rows(load_labeled(args.labeled), args.scoring_model, args.lm_max_tokens, beam_args, args.scores)
         lm = args.lm_max_tokens if args.scoring_model != "none" else None
@@ -256,7 +255,6 @@ def main(command: str, argv: list[str]) -> int:
         ap.add_argument("--calibration", help="calibration.json (default: the shipped one)")
         ap.add_argument("--classifier", help="classifier.ftz (default: the shipped one)")
         args, beam_args = ap.parse_known_args(argv)
-        from collapseguard.models import shipped_path
 
         folder = tempfile.mkdtemp(prefix="cg-det-")
         calibration = None

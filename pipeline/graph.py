@@ -23,29 +23,30 @@ from collapseguard.pipeline.config import Config
 from collapseguard.pipeline.curate import CurateChunks
 from collapseguard.transforms.commit import fingerprint, fingerprint_parts
 from collapseguard.transforms.manifest import write_summary
-from collapseguard.transforms.outputs import COVERAGE, DIVERSITY, REPORT, ReplayCommittedFn, WriteChunkFn
+from collapseguard.transforms.outputs import COVERAGE, DIVERSITY, REPORT, WriteChunkFn
 from collapseguard.transforms.read import ReadShards, Shard, plan_parts
+from collapseguard.transforms.resume import ReplayCommittedFn, ResumeState
 
 
 def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_info: dict,
-          lm_transform: beam.PTransform | None = None,
-          committed: dict[str, dict] | None = None, committed_floor: dict | None = None,
-          committed_ramp: dict | None = None, detector: tuple[str, str] | None = None,
-          keep_embedding: bool = False, run_fingerprint: str | None = None):
-    """Adds the whole stage to pipeline `p`. Returns the PCollection holding the manifest.
+          lm_transform: beam.PTransform | None = None, resume: ResumeState | None = None,
+          detector: tuple[str, str] | None = None, keep_embedding: bool = False,
+          run_fingerprint: str | None = None):
+    """Adds the whole stage to pipeline `p`: read the shards, `CurateChunks`, write each chunk's
+    files and commit marker, then the summary files. Returns the PCollection holding the manifest.
 
-    `committed` (chunk key -> commit marker), `committed_floor` and `committed_ramp` come from
-    --resume: those chunks are only read for their ids; their window summaries count in their
-    shard's audit; the entropy floor and the rarity ramp their run used are reused. `detector` is
-    (classifier .ftz, calibration .json), or None for no p_synthetic (nothing is suspected).
-    `keep_embedding` writes the LM's `lm_embedding` column instead of dropping it after the
-    detector (the LM transform must have been asked for it). `run_fingerprint` (the launcher's,
-    over inputs, options and versions) goes into every commit marker; by default one from `run_info`.
+    `resume` (from --resume, transforms/resume.py) holds the chunks an earlier run committed: they
+    are only read for their ids, and count in every run-wide figure. `detector` is (classifier
+    .ftz, calibration .json), or None for no p_synthetic (nothing is suspected). `keep_embedding`
+    writes the LM's `lm_embedding` column instead of dropping it after the detector (the LM
+    transform must have been asked for it). `run_fingerprint` (the launcher's, over inputs,
+    options and versions) goes into every commit marker; by default one from `run_info`.
     """
-    committed = committed or {}
+    resume = resume or ResumeState()
+    committed = resume.committed
     run_fp = run_fingerprint or fingerprint(fingerprint_parts(run_info))
     wcfg = cfg.weights.to_weights_config()
-    done_shards = _fully_committed(committed)
+    done_shards = resume.fully_committed_shards()
     read = (
         p
         | "Shards" >> beam.Create(shards)
@@ -58,7 +59,7 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
     )
 
     def replay(pipeline, weighting):
-        """Chunks an earlier run committed (--resume) feed the combiners from their Parquet files."""
+        """Chunks an earlier run committed feed the combiners from their Parquet files."""
         replayed = (
             pipeline
             | "CommittedChunks" >> beam.Create(sorted(committed))
@@ -69,8 +70,8 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
         return replayed.report, replayed.diversity, replayed.coverage
 
     cur = (read.records, read.rejected, read.status, read.ids) | "Curate" >> CurateChunks(
-        cfg, lm_transform=lm_transform, detector=detector, keep_embedding=keep_embedding, committed=committed,
-        committed_floor=committed_floor, committed_ramp=committed_ramp, replay=replay)
+        cfg, lm_transform=lm_transform, detector=detector, keep_embedding=keep_embedding, resume=resume,
+        replay=replay)
     written = cur["chunks"] | "WriteChunks" >> beam.ParDo(
         WriteChunkFn(output, run_fp),
         floor_info=beam.pvalue.AsSingleton(cur["floor"]), ramp=beam.pvalue.AsSingleton(cur["ramp"]))
@@ -79,7 +80,7 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
         | "CollectStats" >> beam.combiners.ToList()
         | "WriteSummary" >> beam.Map(
             lambda s, floor_info, report, div, cov, ramp: write_summary(
-                s + [m["stats"] for _, m in sorted(committed.items())], floor_info, output, run_info,
+                s + [m["stats"] for m in resume.markers()], floor_info, output, run_info,
                 wcfg.synthetic_ceiling, report, div, cov, ramp),
             floor_info=beam.pvalue.AsSingleton(cur["floor"]),
             ramp=beam.pvalue.AsSingleton(cur["ramp"]),
@@ -87,20 +88,3 @@ def build(p: beam.Pipeline, cfg: Config, shards: list[Shard], output: str, run_i
             div=beam.pvalue.AsDict(cur["diversity"]),
             cov=beam.pvalue.AsSingleton(cur["coverage"]))
     )
-
-
-def _fully_committed(committed: dict[str, dict]) -> set[str]:
-    """Shard keys all of whose chunks an earlier run committed (in every part, its last chunk
-    and every one before it): their bytes need no progress accounting."""
-    chunks: dict[tuple[str, int], set[int]] = {}
-    last: dict[tuple[str, int], int] = {}
-    parts: dict[str, int] = {}
-    for m in committed.values():
-        st = m["stats"]
-        key = (st["shard_key"], st.get("part", 0))
-        parts[st["shard_key"]] = st.get("parts", 1)
-        chunks.setdefault(key, set()).add(st["chunk"])
-        if st.get("last_chunk"):
-            last[key] = st["chunk"]
-    done = {k for k, n in last.items() if chunks[k] == set(range(n + 1))}
-    return {s for s, n in parts.items() if all((s, i) in done for i in range(n))}

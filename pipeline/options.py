@@ -12,6 +12,8 @@ import os
 
 from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 
+from collapseguard.models import shipped_path
+
 SCORING_NONE = "none"
 SCORING_DEFAULT = "default"
 DETECTOR_DEFAULT = "default"
@@ -23,8 +25,6 @@ def detector_paths(spec: str) -> tuple[str, str] | None:
         return None
     folder = spec
     if spec == DETECTOR_DEFAULT:
-        from collapseguard.models import shipped_path
-
         folder = shipped_path()
     paths = (os.path.join(folder, "classifier.ftz"), os.path.join(folder, "calibration.json"))
     missing = [p for p in paths if not os.path.exists(p)]

@@ -31,8 +31,9 @@ import uuid
 
 from fsspec.core import split_protocol, url_to_fs
 
-from collapseguard.pipeline.schema import ALL_OUTPUTS, REJECTED
-from collapseguard.transforms.commit import COMMITS, ResumeError, differences
+from collapseguard.core.schema import ALL_OUTPUTS, REJECTED
+from collapseguard.transforms.commit import COMMITS, differences
+from collapseguard.transforms.resume import ResumeError
 from collapseguard.transforms.write import join, write_json
 
 MARKER = "_collapseguard.json"

@@ -2,10 +2,8 @@
 
 A chunk's outputs (strata Parquet, rejected JSONL) are each written atomically (temp name +
 rename); after the last of them, `DIR/_commits/<chunk_key>.json` is written, again atomically.
-A chunk is committed exactly when its marker exists. `--resume` skips committed chunks'
-processing, reuses the entropy floor and the rarity ramp their run used (so decisions and
-weights match an uninterrupted run), feeds their window summaries to their shard's audit and
-their ids to duplicate detection, and merges their stats into the manifest.
+A chunk is committed exactly when its marker exists; what --resume does with committed chunks
+is transforms/resume.py.
 Markers carry a fingerprint of everything that changes an output (`fingerprint_parts`: options,
 config, code and model versions, each input shard's size and modification time or generation):
 resuming with any of them changed is refused, naming what changed.
@@ -82,26 +80,3 @@ def read_commits(output: str) -> dict[str, dict]:
                 m = json.load(f)
             out[m.get("chunk_key") or m["shard_key"]] = m
     return out
-
-
-class ResumeError(ValueError):
-    """Committed shards in --output come from a run with other inputs or config."""
-
-
-def resume_state(output: str, run_fingerprint: str) -> tuple[dict[str, dict], dict | None, dict | None]:
-    """(committed markers by chunk key, the floor they used, the rarity ramp they used) for --resume."""
-    commits = read_commits(output)
-    if not commits:
-        return {}, None, None
-    wrong = sorted(k for k, m in commits.items() if m["fingerprint"] != run_fingerprint)
-    if wrong:
-        raise ResumeError(f"--resume: {len(wrong)} committed chunk(s) in the output come from a run with "
-                          f"other inputs/config/scoring model (e.g. {wrong[0]}); use a new --output or --overwrite")
-    floors = {json.dumps(m["floor_info"], sort_keys=True) for m in commits.values()}
-    if len(floors) != 1:
-        raise ResumeError("--resume: committed chunks disagree on the entropy floor; use --overwrite")
-    ramps = {json.dumps(m.get("rarity_ramp"), sort_keys=True) for m in commits.values()}
-    if len(ramps) != 1 or None in (m.get("rarity_ramp") for m in commits.values()):
-        raise ResumeError("--resume: committed chunks disagree on (or lack) the rarity ramp; use --overwrite")
-    first = next(iter(commits.values()))
-    return commits, first["floor_info"], first["rarity_ramp"]

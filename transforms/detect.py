@@ -7,6 +7,8 @@ Provenance then turns p_synthetic >= threshold into `suspected_synthetic` for un
 
 from __future__ import annotations
 
+from collapseguard.models.classifier import Classifier
+from collapseguard.models.detector import Detector
 from collapseguard.transforms.base import BatchedDoFn
 
 DETECTOR_COLUMNS = ("clf_p_synthetic", "lm_probe_logit", "p_synthetic")
@@ -24,8 +26,6 @@ class DetectFn(BatchedDoFn):
         self._keep_embedding = keep_embedding
 
     def setup(self):
-        from collapseguard.models.classifier import Classifier
-        from collapseguard.models.detector import Detector
 
         self._det = Detector.load(self._calibration_path)
         self._clf = Classifier(self._classifier_path, view=self._det.classifier_view)

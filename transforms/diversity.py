@@ -26,10 +26,12 @@ the accumulator is bounded whatever the corpus size.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Sequence
 
 import apache_beam as beam
+
+from collapseguard.core.hashing import salted_int
+from collapseguard.transforms.signals import tokenize
 
 DIVERSITY_SALT = "collapseguard/diversity-sample/v1"
 _CHARS_PER_TOKEN = 24  # prefix read per document: bounds the tokenizer's cost on huge texts
@@ -98,7 +100,7 @@ def diversity_metrics(docs: Sequence[Sequence[str]], token_budget: int = 20_000,
 
 
 def sample_key(doc_id: str, salt: str = DIVERSITY_SALT) -> int:
-    return int.from_bytes(hashlib.sha256(f"{salt}\x00{doc_id}".encode("utf-8")).digest()[:8], "big")
+    return salted_int(salt, doc_id)
 
 
 class DiversityStats(beam.CombineFn):
@@ -139,7 +141,6 @@ class DiversityStats(beam.CombineFn):
         key = (sample_key(str(doc_id), self._salt), str(doc_id))
         if acc["cut"] is not None and key > acc["cut"]:
             return acc  # can never be among the max_docs smallest
-        from collapseguard.transforms.signals import tokenize
 
         tokens = tokenize((text or "")[: self._max_doc_tokens * _CHARS_PER_TOKEN])[: self._max_doc_tokens]
         acc["docs"].append(key + (tuple(tokens),))

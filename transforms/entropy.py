@@ -22,12 +22,29 @@ order, so the floor is identical on every runner (float sums are not).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterable
 
 import apache_beam as beam
 
-from collapseguard.pipeline.config import EntropyConfig
+from collapseguard.core.settings import Range, setting
 from collapseguard.transforms.base import merge_histograms
+from collapseguard.transforms.signals import window_entropy_bits, windows
+
+
+# Window entropy in bits: log2 of the window size bounds it (log2(10_000) is about 13.3).
+_BITS = Range(0.0, 20.0)
+
+
+@dataclass(frozen=True)
+class EntropyConfig:
+    # "auto": calibrate in-run from verified-human windows; a number: absolute floor in bits;
+    # "off": no audit.
+    floor: str | float = setting("auto", choices=("auto", "off"), within=_BITS)
+    quantile: float = setting(0.05, within=Range(0.0, 0.5, lo_open=True, hi_open=True))
+    min_calibration_windows: int = setting(200, within=Range(1, 1_000_000_000))
+    # just under the 1% quantile of human windows in labeled-dev (5.76-6.06)
+    fallback_floor_bits: float = setting(5.5, within=Range(0.0, 20.0, lo_open=True))
 
 BIN_BITS = 0.001
 
@@ -101,8 +118,6 @@ def entropy_floor(cfg: EntropyConfig, calibration_hist: dict[int, int]) -> dict:
 
 def packed_windows(tails: Iterable[str], size: int) -> list[float]:
     """Entropies of windows cut from the concatenated leftover tokens (in the given order)."""
-    from collapseguard.transforms.signals import window_entropy_bits, windows
-
     stream = " ".join(t for t in tails if t).split()
     return [window_entropy_bits(w) for w in windows(stream, size)]
 

@@ -8,12 +8,12 @@ lm_error message): every record that goes in comes out, exactly once.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Optional
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
+from collapseguard.core.hashing import salted_fraction
 from collapseguard.models.causal_lm import (
     DEFAULT_MAX_TOKENS,
     DEFAULT_MODEL,
@@ -23,13 +23,11 @@ from collapseguard.models.causal_lm import (
 )
 
 SAMPLE_SALT = "collapseguard/lm-sample/v1"
-_SCALE = float(1 << 64)
 
 
 def sample_fraction(record_id: str, salt: str = SAMPLE_SALT) -> float:
     """A stable number in [0, 1) from sha256(salt, id): the same on every runner and run."""
-    digest = hashlib.sha256(f"{salt}\x00{record_id}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / _SCALE
+    return salted_fraction(salt, record_id)
 
 
 def lm_selected(record: dict, sample_rate: float, salt: str = SAMPLE_SALT) -> bool:

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import platform
 
-from collapseguard.pipeline.schema import ALL_OUTPUTS, SIGNAL_VERSIONS
+import apache_beam
+import pyarrow
+
+import collapseguard
+from collapseguard.core.schema import ALL_OUTPUTS, SIGNAL_VERSIONS, SYNTHETIC_STRATA
+from collapseguard.transforms.mixture import UNITS, SumMixture, build_mixture, synthetic_weighting
+from collapseguard.transforms.report import render_report
+from collapseguard.transforms.write import join, write_bytes, write_json
 
 MANIFEST_VERSION = 1
 
 
 def versions() -> dict:
-    import apache_beam
-    import pyarrow
 
-    import collapseguard
 
     return {
         "collapseguard": collapseguard.__version__,
@@ -38,7 +42,7 @@ def shards_from_chunks(chunk_stats: list[dict]) -> list[dict]:
                 "shard": c["shard"], "shard_key": c["shard_key"], "chunks": 0, "records_read": 0,
                 "records_rejected": 0, "rejected_by_reason": {}, "records_by_stratum": dict.fromkeys(ALL_OUTPUTS, 0),
                 "error": None, "row_groups_failed": 0, "entropy": c["entropy"],
-                "mixture": {n: {"documents": 0, "tokens": 0, "weighted_units": 0} for n in ALL_OUTPUTS},
+                "mixture": SumMixture().create_accumulator(),
                 "max_chunk_documents": 0, "max_chunk_text_bytes": 0}
         s["chunks"] += 1
         for k in ("records_read", "records_rejected", "row_groups_failed"):
@@ -94,8 +98,6 @@ def build_manifest(chunk_stats: list[dict], floor_info: dict, run_info: dict) ->
 
 def mixture_from_stats(shard_stats: list[dict], ceiling: float, rare_coverage: dict) -> dict:
     """mixture.json from the shards' integer token counts and the final synthetic weight."""
-    from collapseguard.transforms.mixture import UNITS, SumMixture, build_mixture, synthetic_weighting
-    from collapseguard.transforms.weights import SYNTHETIC_STRATA
 
     combine = SumMixture()
     acc = combine.create_accumulator()
@@ -115,8 +117,6 @@ def write_summary(chunk_stats: list[dict], floor_info: dict, output: str, run_in
     """Writes manifest.json, mixture.json and report.html (the manifest last: it closes the run).
 
     `rarity_ramp` (the run's `weights.rarity_ramp`) goes to the manifest's `weights` section."""
-    from collapseguard.transforms.report import render_report
-    from collapseguard.transforms.write import join, write_bytes, write_json
 
     manifest = build_manifest(chunk_stats, floor_info, run_info)
     manifest["diversity"] = {k: diversity[k] for k in sorted(diversity)}

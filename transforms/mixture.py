@@ -17,14 +17,14 @@ Tokens are `n_words` throughout (see weights.py).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Iterable, Mapping, Sequence
 
 import apache_beam as beam
 
-from collapseguard.pipeline.schema import ALL_OUTPUTS, TRAINING_STRATA
-from collapseguard.transforms.weights import HUMAN_STRATA, SYNTHETIC_STRATA, synthetic_weight
+from collapseguard.core.hashing import salted_int
+from collapseguard.core.schema import ALL_OUTPUTS, HUMAN_STRATA, SYNTHETIC_STRATA, TRAINING_STRATA
+from collapseguard.transforms.weights import synthetic_weight
 
 MIXTURE_VERSION = 1
 UNITS = 10**6  # weighted tokens are summed as integers of 1e-6 tokens
@@ -126,7 +126,7 @@ def build_mixture(stratum_tokens: Mapping[str, int], stratum_weighted_tokens: Ma
 
 
 def sample_key(doc_id: str, salt: str = COVERAGE_SALT) -> int:
-    return int.from_bytes(hashlib.sha256(f"{salt}\x00{doc_id}".encode("utf-8")).digest()[:8], "big")
+    return salted_int(salt, doc_id)
 
 
 def inclusion_probabilities(sizes: Sequence[int], weights: Sequence[float], budget: float) -> list[float]:
@@ -279,7 +279,22 @@ def synthetic_weighting(mixture: dict, ceiling: float) -> dict:
             "training_documents": training_docs}
 
 
-class SumMixture(beam.CombineFn):
+class _Summing(beam.CombineFn):
+    """A combiner whose accumulators are summed in place by `add_input` (integer counts: any
+    merge order gives the same result)."""
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            self.add_input(out, a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class SumMixture(_Summing):
     """Sums per-chunk mixture counts {stratum: {documents, tokens, weighted_units}} (ints)."""
 
     def create_accumulator(self):
@@ -291,18 +306,8 @@ class SumMixture(beam.CombineFn):
                 acc[name][k] += v
         return acc
 
-    def merge_accumulators(self, accs):
-        accs = list(accs)
-        out = accs[0]
-        for a in accs[1:]:
-            self.add_input(out, a)
-        return out
 
-    def extract_output(self, acc):
-        return acc
-
-
-class SumMixturePairs(beam.CombineFn):
+class SumMixturePairs(_Summing):
     """Per shard (CombinePerKey): sums its chunks' (mixture if kept, mixture if held) pairs, so
     the shard's audit picks one of two sums, never a chunk's rows."""
 
@@ -312,14 +317,4 @@ class SumMixturePairs(beam.CombineFn):
     def add_input(self, acc, pair):
         SumMixture().add_input(acc[0], pair[0])
         SumMixture().add_input(acc[1], pair[1])
-        return acc
-
-    def merge_accumulators(self, accs):
-        accs = list(accs)
-        out = accs[0]
-        for a in accs[1:]:
-            self.add_input(out, a)
-        return out
-
-    def extract_output(self, acc):
         return acc

@@ -1,7 +1,6 @@
 """Writing a planned chunk: its strata Parquet files, its rejected rows, its commit marker, and
 the light rows the report, diversity and coverage combiners read (never the text, except the
-diversity sample's prefix). On --resume, chunks an earlier run committed are replayed from
-their Parquet files so the combiners see the whole run.
+diversity sample's prefix).
 
 Files are one per (output folder, chunk): `<folder>/<chunk_key>.parquet`, rows in line order,
 `rejected/<chunk_key>.jsonl`, then `_commits/<chunk_key>.json` last (transforms/commit.py).
@@ -12,11 +11,9 @@ from __future__ import annotations
 import dataclasses
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.pvalue import TaggedOutput
-from fsspec.core import url_to_fs
 
-from collapseguard.pipeline.schema import ALL_OUTPUTS, OUTPUT_COLUMNS
+from collapseguard.core.schema import OUTPUT_COLUMNS
 from collapseguard.transforms.commit import marker, write_commit
 from collapseguard.transforms.entropy import summary_to_json
 from collapseguard.transforms.mixture import sample_key
@@ -57,7 +54,7 @@ def side_outputs(name: str, r: dict, cut: int, tables, rare_zipf: float, columns
         yield COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"], rare["rare_words"])
 
 
-class _SideOutputsFn(beam.DoFn):
+class SideOutputsFn(beam.DoFn):
     """Base of the DoFns that feed written rows to the combiners (`side_outputs`)."""
 
     REPORT, DIVERSITY, COVERAGE = REPORT, DIVERSITY, COVERAGE
@@ -89,7 +86,7 @@ class FinalChunk:
     windows: dict
 
 
-class FinalizeChunkFn(_SideOutputsFn):
+class FinalizeChunkFn(SideOutputsFn):
     """Per planned chunk: the shard's audit decides the hold (`finalize_chunk`) and synthetic
     rows get the run's one synthetic weight. Main output: the `FinalChunk`. Tagged 'report',
     'diversity', 'coverage' (`side_outputs`)."""
@@ -129,22 +126,3 @@ class WriteChunkFn(beam.DoFn):
         content["windows"] = summary_to_json(chunk.windows)
         write_commit(self._output, chunk.chunk_key, content)
         yield chunk.stats
-
-
-class ReplayCommittedFn(_SideOutputsFn):
-    """On --resume, per chunk an earlier run committed: reads its strata Parquet files back and
-    emits the same report / diversity / coverage elements WriteChunkFn emitted for it, so the
-    manifest's diversity, report.html and mixture.json's coverage cover the whole run, exactly as
-    an uninterrupted run's do."""
-
-    def process(self, chunk_key, weighting):
-        cut = coverage_cut(weighting, COVERAGE_DOCS)
-        for name in ALL_OUTPUTS:
-            fs, path = url_to_fs(join(self._output, name, f"{chunk_key}.parquet"))
-            if not fs.exists(path):
-                continue
-            with fs.open(path, "rb") as f:
-                rows = pq.read_table(f, columns=sorted(set(self._columns) | {"id", "text", "lang"})).to_pylist()
-            rows.sort(key=lambda r: r["id"])  # element order is irrelevant to the combiners; fixed anyway
-            for r in rows:
-                yield from self._side_outputs(name, r, cut)

@@ -22,9 +22,9 @@ import dataclasses
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from collapseguard.pipeline.schema import ALL_OUTPUTS, REVIEW
+from collapseguard.core.schema import ALL_OUTPUTS, REVIEW
 from collapseguard.transforms.entropy import hold_reason, packed_windows, window_summary
-from collapseguard.transforms.mixture import weighted_units
+from collapseguard.transforms.mixture import SumMixture, weighted_units
 from collapseguard.transforms.validate import rejection
 from collapseguard.transforms.weights import human_weight
 
@@ -51,7 +51,7 @@ class PlannedChunk:
 
 
 def empty_mixture() -> dict:
-    return {name: {"documents": 0, "tokens": 0, "weighted_units": 0} for name in ALL_OUTPUTS}
+    return SumMixture().create_accumulator()
 
 
 def chunk_mixture(rows: list[dict], weights_cfg, ramp: dict | None, held: bool) -> dict:

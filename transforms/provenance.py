@@ -23,13 +23,34 @@ what malformed means; provenance reads its input warnings, never parses the kept
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from dataclasses import dataclass
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from collapseguard.pipeline.config import ProvenanceConfig, parse_cutoff
+from collapseguard.core.settings import ConfigError
 from collapseguard.transforms.stratify import base_stratum
 from collapseguard.transforms.validate import parse_timestamp
+
+
+@dataclass(frozen=True)
+class ProvenanceConfig:
+    verified_sources: tuple[str, ...] = ()
+    trusted_archives: tuple[str, ...] = ()
+    cutoff: str = "2022-11-30"  # ISO-8601; checked by parse_cutoff when the config is loaded
+    known_synthetic_sources: tuple[str, ...] = ()
+
+
+
+def parse_cutoff(value: str) -> dt.datetime:
+    try:
+        d = dt.datetime.fromisoformat(str(value))
+    except ValueError as e:
+        raise ConfigError(f"provenance.cutoff: not an ISO-8601 date: {value!r}") from e
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.timezone.utc)
+    return d
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,9 +28,31 @@ from apache_beam.pvalue import TaggedOutput
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from collapseguard.pipeline.config import ReadConfig
+from collapseguard.core.settings import Range, setting
 from collapseguard.transforms.dedup import id_location
-from collapseguard.transforms.validate import coerce_record, parse_line, rejection
+from collapseguard.transforms.validate import FieldsConfig, coerce_record, parse_line, rejection
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadConfig:
+    fields: FieldsConfig = setting(factory=FieldsConfig)
+    # "reject": later occurrences of an id go to rejected/ (reason duplicate_id);
+    # "keep": they stay, flagged is_duplicate_id=True.
+    duplicate_ids: str = setting("reject", choices=("reject", "keep"))
+    # raw line kept in rejected/ records, clipped (0: none kept)
+    raw_clip_chars: int = setting(2000, within=Range(0, 10_000_000))
+    # read size when splitting shards into lines: read(0) returns b"" (every shard would read
+    # as empty), tiny reads crawl, and each worker holds one chunk in memory
+    chunk_bytes: int = setting(1 << 20, within=Range(4096, 1 << 28))
+    # A shard is cut into chunks, in line order: every grouped element of the graph holds one
+    # chunk at most (a worker's memory depends on these two, never on a shard's size). A chunk
+    # ends after `chunk_documents` records, or before a record that would take its text over
+    # `chunk_text_bytes` (a record larger than that is a chunk of its own).
+    chunk_documents: int = setting(10_000, within=Range(1, 10_000_000))
+    chunk_text_bytes: int = setting(64 << 20, within=Range(1024, 1 << 31))
+    # A shard larger than this is read in parts of about this size by different workers, where
+    # its format allows (uncompressed JSONL: byte ranges on line boundaries; Parquet: row groups).
+    split_bytes: int = setting(64 << 20, within=Range(1 << 16, 1 << 40))
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

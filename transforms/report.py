@@ -42,7 +42,7 @@ from typing import Mapping, Sequence
 
 import apache_beam as beam
 
-from collapseguard.pipeline.schema import ALL_OUTPUTS, PROVENANCE_LABELS
+from collapseguard.core.schema import ALL_OUTPUTS, PROVENANCE_LABELS
 
 REPORT_STATS_VERSION = 2  # 2: rare_word_density histogram
 

@@ -24,9 +24,25 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import Sequence
 
+from collapseguard.core.settings import Range, setting
+from collapseguard.models.langid import FrequencyTables, LanguageId
 from collapseguard.transforms.base import BatchedDoFn
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    # fixed token window for TTR and entropy (the entropy audit's unit, entropy.py)
+    window_tokens: int = setting(100, within=Range(10, 10_000))
+    # signals are computed on this prefix of huge documents
+    max_chars: int = setting(200_000, within=Range(1000, 100_000_000))
+    # language id reads this prefix (fastText lid is reliable well below 500)
+    lid_chars: int = setting(500, within=Range(1, 1_000_000))
+    # a word under this Zipf frequency counts as rare (wordfreq's scale runs from 0 to about 8)
+    rare_zipf: float = setting(3.0, within=Range(0.0, 8.0))
+    repetition_ngram: int = setting(3, within=Range(1, 100))
 
 _WORD_ASCII = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
@@ -209,8 +225,6 @@ class CheapSignals:
     """
 
     def __init__(self, cfg):
-        from collapseguard.models.langid import FrequencyTables, LanguageId
-
         self._cfg = cfg
         self._lid = LanguageId(max_chars=cfg.lid_chars)
         self._freqs = FrequencyTables()

@@ -8,21 +8,22 @@ the verifier's view, so the anchor must stay independent of it).
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
+
+from collapseguard.core.hashing import salted_fraction
+from collapseguard.core.schema import BASE_STRATUM
+from collapseguard.core.settings import Range, setting
 
 
-_BASE_STRATUM = {
-    "verified_human": "human_verified",
-    "unverified_human": "human_unverified",
-    "known_synthetic": "synthetic_known",
-    "suspected_synthetic": "synthetic_suspected",
-}
+@dataclass(frozen=True)
+class StratifyConfig:
+    anchor_fraction: float = setting(0.05, within=Range(0.0, 0.5))
+    anchor_salt: str = "collapseguard-anchor-v1"
 
 
 def hash_fraction(key: str, salt: str) -> float:
     """Uniform value in [0, 1) from sha256(salt, key): stable across runs, runners, Pythons."""
-    digest = hashlib.sha256(f"{salt}\x00{key}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return salted_fraction(salt, key)
 
 
 def in_anchor(doc_id: str, fraction: float, salt: str) -> bool:
@@ -32,4 +33,4 @@ def in_anchor(doc_id: str, fraction: float, salt: str) -> bool:
 def base_stratum(provenance: str, doc_id: str, anchor_fraction: float, salt: str) -> str:
     if provenance == "verified_human" and in_anchor(doc_id, anchor_fraction, salt):
         return "anchor"
-    return _BASE_STRATUM[provenance]
+    return BASE_STRATUM[provenance]

@@ -27,9 +27,23 @@ import datetime as dt
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from collapseguard.pipeline.config import FieldsConfig
+from collapseguard.core.settings import name_setting
+
+
+@dataclass(frozen=True)
+class FieldsConfig:
+    """Names of the input fields (so shards with other schemas need no rewrite)."""
+
+    text: str = name_setting("text")
+    id: str = name_setting("id")
+    source: str = name_setting("source")
+    url: str = name_setting("url")
+    timestamp: str = name_setting("timestamp")
+    generator: str = name_setting("generator")
+    metadata: str = name_setting("metadata")
 
 MAX_ID_CHARS = 512
 MAX_ATTESTATION_CHARS = 500

@@ -13,7 +13,7 @@ import uuid
 
 import pyarrow.parquet as pq
 
-from collapseguard.pipeline.schema import OUTPUT_SCHEMA, to_table
+from collapseguard.core.schema import OUTPUT_SCHEMA, to_table
 
 ROW_GROUP_BYTES = 64 << 20
 

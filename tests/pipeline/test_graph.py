@@ -6,13 +6,12 @@ import json
 import os
 
 import pyarrow.parquet as pq
-import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from collapseguard.pipeline import config as config_mod
 from collapseguard.pipeline.cli import run
 from collapseguard.pipeline.graph import build
-from collapseguard.pipeline.schema import ALL_OUTPUTS, OUTPUT_SCHEMA
+from collapseguard.core.schema import ALL_OUTPUTS, OUTPUT_SCHEMA
 from collapseguard.transforms.read import expand_inputs
 
 

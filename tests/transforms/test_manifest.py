@@ -1,4 +1,4 @@
-from collapseguard.pipeline.schema import ALL_OUTPUTS
+from collapseguard.core.schema import ALL_OUTPUTS
 from collapseguard.transforms.manifest import build_manifest
 
 

@@ -5,7 +5,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from collapseguard.pipeline.schema import OUTPUT_SCHEMA
+from collapseguard.core.schema import OUTPUT_SCHEMA
 from collapseguard.transforms.write import parquet_bytes, write_json, write_jsonl, write_parquet
 
 

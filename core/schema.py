@@ -1,4 +1,5 @@
-"""The output contract: strata names and the explicit Arrow schema of every stratum file.
+"""The output contract: strata and provenance names, scorer versions, and the explicit Arrow
+schema of every stratum file. The bottom layer: it imports nothing of ours.
 
 The schema is declared here once, never inferred from data (an all-null column in the first
 batch must not change a column's type, and a write must not fail after hours of work).
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from collapseguard.transforms.weights import WEIGHT_VERSION
-
 # Strata in the order the manifest and report list them. `review` holds documents of shards
 # that failed the entropy audit; `rejected` (JSONL, not Parquet) holds unusable input.
 TRAINING_STRATA = ("human_verified", "human_unverified", "synthetic_known", "synthetic_suspected")
@@ -18,7 +17,18 @@ REVIEW = "review"
 REJECTED = "rejected"
 ALL_OUTPUTS = STRATA + (REVIEW,)
 
+# How strata weigh in training (transforms/weights.py): human strata by rarity, synthetic ones by
+# one run-wide weight under the ceiling, the anchor and review never.
+HUMAN_STRATA = ("human_verified", "human_unverified")
+SYNTHETIC_STRATA = ("synthetic_known", "synthetic_suspected")
+ZERO_WEIGHT_STRATA = ("anchor", "review")
+
 PROVENANCE_LABELS = ("verified_human", "unverified_human", "known_synthetic", "suspected_synthetic")
+# Where a provenance label sends a document (before the anchor sample and the entropy hold).
+BASE_STRATUM = dict(zip(PROVENANCE_LABELS, ("human_verified", "human_unverified", "synthetic_known",
+                                            "synthetic_suspected")))
+
+WEIGHT_VERSION = "rare_density_quantile_ramp_v2"  # recorded next to the column (dolma's habit)
 
 # Version of each scorer, recorded in the manifest so a corpus says which code made which
 # number (dolma's versioned-scorer habit; column names stay the stable contract).
