@@ -116,10 +116,12 @@ class CurateChunks(beam.PTransform):
                 ramp=beam.pvalue.AsSingleton(ramp)).with_outputs(PlanChunkFn.WINDOWS, PlanChunkFn.MIXTURES, main="chunks")
         )
         # Each shard's entropy audit, from its chunks' integer window summaries (committed ones too).
+        windows = [planned.windows]
+        if committed:  # a fresh run builds none of the resume-only steps (each step costs start-up)
+            windows.append(p | "CommittedWindows" >> beam.Create(
+                [(m["shard_key"], summary_from_json(m["windows"])) for m in resume.markers()]))
         audits = (
-            (planned.windows,
-             p | "CommittedWindows" >> beam.Create(
-                 [(m["shard_key"], summary_from_json(m["windows"])) for m in resume.markers()]))
+            windows
             | "AllWindows" >> beam.Flatten()
             | "ShardWindows" >> beam.CombinePerKey(ShardWindows())
             | "AuditShards" >> beam.Map(lambda kv, floor_info: (kv[0], audit_shard(kv[1], floor_info.get("floor_bits"))),
@@ -127,12 +129,14 @@ class CurateChunks(beam.PTransform):
         )
         # The synthetic weight needs the whole run's token totals (committed chunks' included):
         # per shard, its chunks' counts if kept and if held, summed, then the audit picks one.
+        mixtures = [planned.mixtures
+                    | "ShardMixturePairs" >> beam.CombinePerKey(SumMixturePairs())
+                    | "ShardMixtures" >> beam.Map(lambda kv, audits: kv[1][1] if audits[kv[0]]["below_floor"] else kv[1][0],
+                                                  audits=beam.pvalue.AsDict(audits))]
+        if committed:
+            mixtures.append(p | "CommittedMixtures" >> beam.Create([m["stats"]["mixture"] for m in resume.markers()]))
         weighting = (
-            (planned.mixtures
-             | "ShardMixturePairs" >> beam.CombinePerKey(SumMixturePairs())
-             | "ShardMixtures" >> beam.Map(lambda kv, audits: kv[1][1] if audits[kv[0]]["below_floor"] else kv[1][0],
-                                           audits=beam.pvalue.AsDict(audits)),
-             p | "CommittedMixtures" >> beam.Create([m["stats"]["mixture"] for m in resume.markers()]))
+            mixtures
             | "AllMixtures" >> beam.Flatten()
             | "SumMixture" >> beam.CombineGlobally(SumMixture())
             | "SyntheticWeight" >> beam.Map(synthetic_weighting, wcfg.synthetic_ceiling)
@@ -143,7 +147,7 @@ class CurateChunks(beam.PTransform):
             ramp=beam.pvalue.AsSingleton(ramp), audits=beam.pvalue.AsDict(audits),
         ).with_outputs(REPORT, DIVERSITY, COVERAGE, main="chunks")
         feeds = [(final.report, final.diversity, final.coverage)]
-        if self._replay is not None:
+        if self._replay is not None and committed:
             feeds.append(self._replay(p, weighting))
         report, diversity, coverage = ([f[i] for f in feeds] for i in range(3))
         return {

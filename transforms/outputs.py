@@ -20,7 +20,7 @@ from collapseguard.transforms.mixture import sample_key
 from collapseguard.transforms.plan import PlannedChunk, finalize_chunk
 from collapseguard.transforms.report import HIST_COLUMNS
 from collapseguard.transforms.signals import tokenize
-from collapseguard.transforms.weights import SYNTHETIC_STRATA, TRAINING_STRATA_ALL, RarityTables, doc_rarity
+from collapseguard.transforms.weights import SYNTHETIC_STRATA, TRAINING_STRATA_ALL, RarityTables, rare_words
 from collapseguard.transforms.write import join, write_jsonl, write_parquet
 
 COVERAGE_DOCS = 2000  # documents the rare-coverage sample aims at
@@ -50,8 +50,8 @@ def side_outputs(name: str, r: dict, cut: int, tables, rare_zipf: float, columns
     yield REPORT, {k: r.get(k) for k in columns}
     yield DIVERSITY, (name, (r["id"], r["text"][:20_000]))
     if name in TRAINING_STRATA_ALL and sample_key(r["id"]) < cut:
-        rare = doc_rarity(tokenize(r["text"][:20_000]), r.get("lang"), tables, rare_zipf)
-        yield COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"], rare["rare_words"])
+        rare = rare_words(tokenize(r["text"][:20_000]), r.get("lang"), tables, rare_zipf)
+        yield COVERAGE, (r["id"], name, r.get("n_words") or 0, r["sample_weight"], rare)
 
 
 class SideOutputsFn(beam.DoFn):

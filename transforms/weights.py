@@ -156,6 +156,26 @@ def zipf(freq: float) -> float:
     return math.log10(freq) + 9.0 if freq > 0 else 0.0
 
 
+def rare_words(tokens: Sequence[str], lang: str | None, tables: RarityTables,
+               rare_zipf: float = 3.0, min_rare_len: int = 3) -> list[str]:
+    """Sorted distinct words of a document that are alphabetic, at least `min_rare_len` letters,
+    not stopwords and under `rare_zipf` (unknown words included); empty without a table. What the
+    rare-coverage sample reads of each sampled document: one pass over its distinct words."""
+    entry = tables.lookup(lang)
+    if entry is None:
+        return []
+    freqs, stop = entry
+    log10 = math.log10
+    out = []
+    for word in set(tokens):
+        if len(word) < min_rare_len or word in stop or not word.isalpha():
+            continue
+        f = freqs.get(word, 0.0)
+        if (log10(f) + 9.0 if f > 0 else 0.0) < rare_zipf:  # `zipf`, inlined
+            out.append(word)
+    return sorted(out)
+
+
 def doc_rarity(tokens: Sequence[str], lang: str | None, tables: RarityTables,
                rare_zipf: float = 3.0, min_rare_len: int = 3) -> dict:
     """Rarity of one document's tokens (from `signals.tokenize`).
@@ -163,8 +183,7 @@ def doc_rarity(tokens: Sequence[str], lang: str | None, tables: RarityTables,
     - mean_zipf: mean Zipf frequency over content-word tokens (alphabetic, not among the
       language's top-N stopwords); a word wordfreq does not know counts as Zipf 0, its own
       convention. None without content words or without a table for `lang`.
-    - rare_words: sorted distinct words that are alphabetic, at least `min_rare_len` letters and
-      under `rare_zipf` (unknown words included). Empty without a table.
+    - rare_words: `rare_words` (sorted distinct rare words). Empty without a table.
     """
     entry = tables.lookup(lang)
     if entry is None:
@@ -172,18 +191,13 @@ def doc_rarity(tokens: Sequence[str], lang: str | None, tables: RarityTables,
     freqs, stop = entry
     total = 0
     zsum = 0.0
-    rare = []
-    log10 = math.log10
-    for word, n in Counter(tokens).items():  # C-counted: the per-token loop was this function's cost
+    for word, n in Counter(tokens).items():  # C-counted
         if word in stop or not word.isalpha():
             continue
-        f = freqs.get(word, 0.0)
-        z = log10(f) + 9.0 if f > 0 else 0.0  # `zipf`, inlined
         total += n
-        zsum += n * z
-        if z < rare_zipf and len(word) >= min_rare_len:
-            rare.append(word)
-    return {"mean_zipf": round(zsum / total, 6) if total else None, "rare_words": sorted(rare)}
+        zsum += n * zipf(freqs.get(word, 0.0))
+    return {"mean_zipf": round(zsum / total, 6) if total else None,
+            "rare_words": rare_words(tokens, lang, tables, rare_zipf, min_rare_len)}
 
 
 # --- weights -------------------------------------------------------------------------------

@@ -203,3 +203,17 @@ def test_density_histogram_merges_in_any_order():
             acc = fn.add_input(acc, e)
         parts.append(acc)
     assert fn.merge_accumulators(parts) == fn.merge_accumulators(parts[::-1]) == {100: 2, 3000: 1}
+
+
+def test_rare_words_is_doc_raritys_rare_list(tables):
+    from collapseguard.transforms.signals import tokenize
+    from collapseguard.transforms.weights import rare_words
+
+    text = ("The cartographer's apprentice catalogued sesquipedalian marginalia, vellum palimpsests "
+            "and the the the quotidian ephemera of zzyzx 42 times; Über-Straße! don't") * 3
+    tokens = tokenize(text)
+    for lang in ("en", "de", None, "zh"):
+        assert rare_words(tokens, lang, tables) == doc_rarity(tokens, lang, tables)["rare_words"]
+    assert rare_words(tokens, "en", tables, rare_zipf=4.0, min_rare_len=5) == \
+        doc_rarity(tokens, "en", tables, rare_zipf=4.0, min_rare_len=5)["rare_words"]
+    assert "sesquipedalian" in rare_words(tokens, "en", tables)
