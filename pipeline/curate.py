@@ -36,9 +36,9 @@ from collapseguard.transforms.entropy import ShardWindows, WindowHistogram, audi
 from collapseguard.transforms.manifest import build_manifest, mixture_from_stats
 from collapseguard.transforms.mixture import RareCoverageSample, SumMixture, SumMixturePairs, synthetic_weighting
 from collapseguard.transforms.outputs import COVERAGE, DIVERSITY, REPORT, FinalizeChunkFn
-from collapseguard.transforms.plan import PlanChunkFn
+from collapseguard.transforms.plan import PlanChunkFn, audit_pick
 from collapseguard.transforms.provenance import AttestFn
-from collapseguard.transforms.read import chunk_key
+from collapseguard.transforms.read import chunk_key, chunk_status, utf8_len
 from collapseguard.transforms.report import ReportStats
 from collapseguard.transforms.resume import ResumeState
 from collapseguard.transforms.signals import CheapSignalsFn
@@ -131,7 +131,7 @@ class CurateChunks(beam.PTransform):
         # per shard, its chunks' counts if kept and if held, summed, then the audit picks one.
         mixtures = [planned.mixtures
                     | "ShardMixturePairs" >> beam.CombinePerKey(SumMixturePairs())
-                    | "ShardMixtures" >> beam.Map(lambda kv, audits: kv[1][1] if audits[kv[0]]["below_floor"] else kv[1][0],
+                    | "ShardMixtures" >> beam.Map(lambda kv, audits: audit_pick(kv[1], audits[kv[0]]),
                                                   audits=beam.pvalue.AsDict(audits))]
         if committed:
             mixtures.append(p | "CommittedMixtures" >> beam.Create([m["stats"]["mixture"] for m in resume.markers()]))
@@ -192,9 +192,7 @@ class _ValidateFn(beam.DoFn):
 def _chunk_status(item, shard: str):
     key, (n, nbytes) = item
     shard_key, _part, chunk = key.rsplit(".", 2)
-    return key, ("status", {"shard": shard, "shard_key": shard_key, "part": 0, "parts": 1, "chunk": int(chunk),
-                            "chunk_key": key, "records_read": n, "text_bytes": nbytes, "last": True,
-                            "error": None, "row_groups_failed": 0})
+    return key, ("status", chunk_status(shard, shard_key, 0, 1, int(chunk), n, nbytes, {}))
 
 
 def _sum_pairs(pairs) -> tuple[int, int]:
@@ -228,7 +226,7 @@ class Curate(beam.PTransform):
         # every chunk reports its size once, as the reader's status does
         sizes = (
             ((v.records | "RecordSizes" >> beam.Map(
-                lambda r: (r["chunk_key"], (1, len(r["text"].encode("utf-8", "surrogatepass")))))),
+                lambda r: (r["chunk_key"], (1, utf8_len(r["text"]))))),
              (v.rejected | "RejectedSizes" >> beam.Map(lambda kv: (kv[0], (1, 0)))))
             | "AllSizes" >> beam.Flatten()
             | "ChunkSizes" >> beam.CombinePerKey(_sum_pairs)

@@ -51,8 +51,7 @@ def shards_from_chunks(chunk_stats: list[dict]) -> list[dict]:
             s["rejected_by_reason"][reason] = s["rejected_by_reason"].get(reason, 0) + n
         for name in ALL_OUTPUTS:
             s["records_by_stratum"][name] += c["records_by_stratum"][name]
-            for k, v in c["mixture"][name].items():
-                s["mixture"][name][k] += v
+        SumMixture().add_input(s["mixture"], c["mixture"])
         s["error"] = s["error"] or c["error"]
         s["max_chunk_documents"] = max(s["max_chunk_documents"], c["records_read"])
         s["max_chunk_text_bytes"] = max(s["max_chunk_text_bytes"], c.get("text_bytes", 0))

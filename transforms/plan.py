@@ -34,7 +34,6 @@ class PlannedChunk:
     """One chunk between the plan and the write: its rows (line order, duplicates settled), its
     rejected rows, its status from the reader, and its mixture counts if kept and if held."""
 
-    chunk_key: str
     rows: list
     rejected: list
     status: dict
@@ -43,11 +42,20 @@ class PlannedChunk:
     windows: dict  # the chunk's `entropy.window_summary` (its commit marker keeps it for --resume)
 
     @property
+    def chunk_key(self) -> str:
+        return self.status["chunk_key"]
+
+    @property
     def shard_key(self) -> str:
         return self.status["shard_key"]
 
     def mixture(self, audit: dict) -> dict:
-        return self.mixture_held if audit["below_floor"] else self.mixture_kept
+        return audit_pick((self.mixture_kept, self.mixture_held), audit)
+
+
+def audit_pick(kept_and_held: tuple, audit: dict):
+    """Of a (kept, held) pair, the one the shard's audit decides."""
+    return kept_and_held[1] if audit["below_floor"] else kept_and_held[0]
 
 
 def empty_mixture() -> dict:
@@ -70,8 +78,8 @@ def chunk_mixture(rows: list[dict], weights_cfg, ramp: dict | None, held: bool) 
 
 def plan_chunk(records: list[dict], rejected: list[dict], duplicates: list[tuple[int, str]], status: dict,
                duplicate_mode: str, clip_chars: int, window_tokens: int, weights_cfg,
-               ramp: dict | None) -> tuple[PlannedChunk, dict]:
-    """(the planned chunk, its window summary for the shard's audit). Rows sorted by line;
+               ramp: dict | None) -> PlannedChunk:
+    """The planned chunk (its `windows` feed the shard's audit). Rows sorted by line;
     with `duplicate_mode` "reject" a duplicate id's later occurrences move to the rejected rows,
     with "keep" they are flagged `is_duplicate_id`."""
     first_of = dict(duplicates)
@@ -91,12 +99,11 @@ def plan_chunk(records: list[dict], rejected: list[dict], duplicates: list[tuple
     rejected.sort(key=lambda x: (x["line"], x["reason"]))
     values = [w for r in kept for w in r.get("_windows") or ()]
     values += packed_windows((r.get("_tail") or "" for r in kept), window_tokens)
-    planned = PlannedChunk(
-        chunk_key=status["chunk_key"], rows=kept, rejected=rejected, status=status,
+    return PlannedChunk(
+        rows=kept, rejected=rejected, status=status,
         mixture_kept=chunk_mixture(kept, weights_cfg, ramp, held=False),
         mixture_held=chunk_mixture(kept, weights_cfg, ramp, held=True),
         windows=window_summary(values))
-    return planned, planned.windows
 
 
 def finalize_chunk(planned: PlannedChunk, audit: dict, floor_bits: float | None, weights_cfg,
@@ -171,9 +178,9 @@ class PlanChunkFn(beam.DoFn):
         status = groups["status"][0]
         self._docs.update(status["records_read"])
         self._bytes.update(status["text_bytes"])
-        planned, windows = plan_chunk(groups["record"], groups["rejected"], groups["duplicate"], status,
+        planned = plan_chunk(groups["record"], groups["rejected"], groups["duplicate"], status,
                                       self._duplicate_mode, self._clip, self._window_tokens,
                                       self._weights_cfg, ramp)
-        yield TaggedOutput(self.WINDOWS, (planned.shard_key, windows))
+        yield TaggedOutput(self.WINDOWS, (planned.shard_key, planned.windows))
         yield TaggedOutput(self.MIXTURES, (planned.shard_key, (planned.mixture_kept, planned.mixture_held)))
         yield planned

@@ -516,10 +516,20 @@ def chunk_key(shard_key: str, part: int, chunk: int) -> str:
     return f"{shard_key}.{part:05d}.{chunk:05d}"
 
 
-def _text_bytes(kind: str, value: dict) -> int:
-    if kind == "record":
-        return len(value["text"].encode("utf-8", "surrogatepass"))
-    return len((value.get("raw") or "").encode("utf-8", "surrogatepass"))
+def utf8_len(text: str) -> int:
+    """UTF-8 bytes of `text`; ASCII text (checked in O(1)) is not encoded to count it."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def chunk_status(shard_name: str, shard_key: str, part: int, parts: int, chunk: int, records: int,
+                 text_bytes: int, last: dict | None) -> dict:
+    """The status a chunk reports once (`iter_chunks`; `pipeline.curate` for in-memory records):
+    where it sits, what it holds, and on a part's last chunk (`last`: the reader's status) the
+    part's error."""
+    return {"shard": shard_name, "shard_key": shard_key, "part": part, "parts": parts, "chunk": chunk,
+            "chunk_key": chunk_key(shard_key, part, chunk), "records_read": records, "text_bytes": text_bytes,
+            "last": last is not None, "error": (last or {}).get("error"),
+            "row_groups_failed": (last or {}).get("row_groups_failed", 0)}
 
 
 def iter_chunks(shard: Shard, cfg: ReadConfig, part: Part = Part()) -> Iterator[tuple[str, str, dict]]:
@@ -534,16 +544,13 @@ def iter_chunks(shard: Shard, cfg: ReadConfig, part: Part = Part()) -> Iterator[
     chunk, docs, nbytes = 0, 0, 0
 
     def status(last: dict | None) -> dict:
-        return {"shard": shard.name, "shard_key": shard.key, "part": part.index, "parts": part.count,
-                "chunk": chunk, "chunk_key": chunk_key(shard.key, part.index, chunk), "records_read": docs,
-                "text_bytes": nbytes, "last": last is not None, "error": (last or {}).get("error"),
-                "row_groups_failed": (last or {}).get("row_groups_failed", 0)}
+        return chunk_status(shard.name, shard.key, part.index, part.count, chunk, docs, nbytes, last)
 
     for kind, value in iter_shard(shard, cfg, part):
         if kind == "status":
             yield "status", chunk_key(shard.key, part.index, chunk), status(value)
             return
-        size = _text_bytes(kind, value)
+        size = utf8_len(value["text"] if kind == "record" else value.get("raw") or "")
         if docs and (docs >= cfg.chunk_documents or nbytes + size > cfg.chunk_text_bytes):
             yield "status", chunk_key(shard.key, part.index, chunk), status(None)
             chunk, docs, nbytes = chunk + 1, 0, 0

@@ -45,7 +45,7 @@ def rejected_duplicate(first_line: bytes, second_line: bytes) -> tuple[dict, dic
     from collapseguard.transforms.weights import WeightsConfig
 
     status = {"shard": "b.jsonl", "shard_key": "s1", "chunk_key": "k1", "records_read": 1, "error": None}
-    planned, _ = plan_chunk([second], [], [losers[0][1][1]], status, "reject", 100, 10, WeightsConfig(), None)
+    planned = plan_chunk([second], [], [losers[0][1][1]], status, "reject", 100, 10, WeightsConfig(), None)
     assert [r["reason"] for r in planned.rejected] == ["duplicate_id"]
     return second, planned.rejected[0]
 

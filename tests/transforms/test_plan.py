@@ -19,9 +19,9 @@ def plan(records, rejected=(), dups=(), read=None, mode="reject", floor=FLOOR, r
     """plan_chunk, the shard's audit from this chunk's windows (and `other_chunks`' summaries),
     then finalize_chunk: what the graph does, in one process."""
     status = dict(STATUS, records_read=len(records) + len(rejected) if read is None else read)
-    planned, windows = plan_chunk(list(records), list(rejected), list(dups), status, mode, 100, 10,
+    planned = plan_chunk(list(records), list(rejected), list(dups), status, mode, 100, 10,
                                   WeightsConfig(), ramp)
-    audit = audit_shard(merge_window_summaries([windows, *other_chunks]), floor)
+    audit = audit_shard(merge_window_summaries([planned.windows, *other_chunks]), floor)
     outputs, stats = finalize_chunk(planned, audit, floor, WeightsConfig(), ramp)
     return outputs, planned.rejected, stats, planned
 
