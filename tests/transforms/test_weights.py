@@ -217,3 +217,21 @@ def test_rare_words_is_doc_raritys_rare_list(tables):
     assert rare_words(tokens, "en", tables, rare_zipf=4.0, min_rare_len=5) == \
         doc_rarity(tokens, "en", tables, rare_zipf=4.0, min_rare_len=5)["rare_words"]
     assert "sesquipedalian" in rare_words(tokens, "en", tables)
+
+
+@pytest.mark.parametrize("rare_zipf", [0.0, 1.0, 3.0, 4.5, 8.0])
+def test_rare_words_equals_its_definition_word_by_word(tables, rare_zipf):
+    """The set-difference shortcut picks exactly the words the definition picks, at every
+    threshold, including words whose Zipf value sits right at it and words the table lacks."""
+    import random
+
+    from collapseguard.transforms.weights import rare_words, zipf
+
+    freqs, stop = tables.lookup("en")
+    rng = random.Random(5)
+    words = rng.sample(sorted(freqs), 3000) + sorted(stop)[:20] + ["zzyzxq", "qwxpt", "ab", "x1y", "don't"]
+    at = [w for w in freqs if zipf(freqs[w]) == rare_zipf][:5]  # boundary words, if any
+    tokens = words + at
+    expected = sorted({w for w in tokens if len(w) >= 3 and w not in stop and w.isalpha()
+                       and zipf(freqs.get(w, 0.0)) < rare_zipf})
+    assert rare_words(tokens, "en", tables, rare_zipf=rare_zipf) == expected
