@@ -466,6 +466,29 @@ class LMConfig:
             raise ValueError(f"cpu_threads must be a positive integer, got {self.cpu_threads!r}")
 
 
+def load_model(config: LMConfig):
+    """(model in eval mode on its device, tokenizer) for `config.model`: 'default' (the embedded
+    GGUF), a .gguf file, a local folder or a hub id (offline unless local_files_only=False).
+    The one loading path of the scorer and the monitor."""
+    if config.local_files_only:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if config.cpu_threads:
+        # Several model copies per machine, each on every core, oversubscribe the CPU
+        # (OpenMP threads then wait on each other: 2-3x slower); give each copy its share.
+        torch.set_num_threads(config.cpu_threads)
+    source = resolve_model_source(config.model, config.cache_dir)
+    device = select_device(config.device)
+    dtype = getattr(torch, select_dtype(config.dtype, device))
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=config.local_files_only)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=config.local_files_only)
+    model.to(device).eval()
+    _LOG.info("causal LM %s loaded from %s on %s (%s)", config.model, source, device, dtype)
+    return model, tokenizer
+
+
 class CausalLMScorer:
     """A loaded causal LM and tokenizer. Every public method takes and returns plain Python
     values, so the object can sit behind Beam's MultiProcessShared proxy."""
@@ -493,24 +516,7 @@ class CausalLMScorer:
 
     @classmethod
     def load(cls, config: LMConfig) -> "CausalLMScorer":
-        if config.local_files_only:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        if config.cpu_threads:
-            # Several model copies per machine, each on every core, oversubscribe the CPU
-            # (OpenMP threads then wait on each other: 2-3x slower); give each copy its share.
-            torch.set_num_threads(config.cpu_threads)
-        source = resolve_model_source(config.model, config.cache_dir)
-        device = select_device(config.device)
-        dtype = getattr(torch, select_dtype(config.dtype, device))
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=config.local_files_only)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=dtype, local_files_only=config.local_files_only
-        )
-        model.to(device).eval()
-        _LOG.info("causal LM %s loaded from %s on %s (%s)", config.model, source, device, dtype)
+        model, tokenizer = load_model(config)
         return cls(model, tokenizer, max_tokens=config.max_tokens, token_budget=config.token_budget,
                    stats_kernel=config.stats_kernel, embedding=config.embedding)
 
@@ -600,6 +606,72 @@ class CausalLMScorer:
             for result, vector in zip(results, pooled):
                 result[LM_EMBEDDING] = vector if result["lm_tokens"] else None
         return results
+
+
+class GenerativeLM:
+    """A loaded causal LM as the tail monitor reads it (models/monitor.py `MonitorLM`):
+    per-token log-probs with character offsets and top-k hits, and sampled continuations."""
+
+    def __init__(self, model, tokenizer, *, name: str = DEFAULT_MODEL, max_tokens: int = 512, batch_size: int = 8):
+        self._model = model
+        self._tokenizer = tokenizer
+        self._name = name
+        self._device = next(model.parameters()).device
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._pad_id = 0 if pad is None else int(pad)
+
+    @classmethod
+    def load(cls, config: LMConfig, batch_size: int = 8) -> "GenerativeLM":
+        model, tokenizer = load_model(config)
+        return cls(model, tokenizer, name=config.model, max_tokens=config.max_tokens, batch_size=batch_size)
+
+    def describe(self) -> dict:
+        return {"kind": "causal_lm", "model": self._name, "version": model_version(self._name),
+                "device": str(self._device), "dtype": str(next(self._model.parameters()).dtype).replace("torch.", ""),
+                "max_tokens": self.max_tokens}
+
+    def score(self, text: str, k: int) -> list[tuple[int, int, float | None, bool | None]]:
+        import torch
+
+        enc = self._tokenizer(text, return_offsets_mapping=True, add_special_tokens=False,
+                              truncation=True, max_length=self.max_tokens)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        if not ids:
+            return []
+        with torch.inference_mode():
+            logits = self._model(torch.tensor([ids], device=self._device)).logits[0, :-1].float()
+        target = torch.tensor(ids[1:], device=self._device)
+        true = logits.gather(1, target[:, None])[:, 0]
+        logprob = true - torch.logsumexp(logits, dim=-1)
+        hits = (logits > true[:, None]).sum(dim=-1) < k  # rank of the true token < k
+        out = [(int(offsets[0][0]), int(offsets[0][1]), None, None)]
+        for (start, end), lp, hit in zip(offsets[1:], logprob.tolist(), hits.tolist()):
+            out.append((int(start), int(end), float(lp), bool(hit)))
+        return out
+
+    def generate(self, prompts: list[str], max_new_tokens: int, seed: int) -> list[str]:
+        import torch
+
+        tok = self._tokenizer
+        side, tok.padding_side = tok.padding_side, "left"
+        out: list[str] = []
+        try:
+            for i in range(0, len(prompts), self.batch_size):
+                batch = prompts[i : i + self.batch_size]
+                enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False,
+                          truncation=True, max_length=self.max_tokens)
+                enc = {k: v.to(self._device) for k, v in enc.items()}
+                torch.manual_seed(seed + i)  # each batch its own stream: same output for any batch size split
+                with torch.inference_mode():
+                    gen = self._model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                               max_new_tokens=max_new_tokens, pad_token_id=self._pad_id)
+                new = gen[:, enc["input_ids"].shape[1]:]
+                out.extend(tok.batch_decode(new, skip_special_tokens=True))
+        finally:
+            tok.padding_side = side
+        return out
 
 
 def _select_moments(kind: str, model) -> Callable:

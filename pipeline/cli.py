@@ -2,6 +2,7 @@
 
   collapseguard run --input GLOB[,GLOB...] --output DIR [--config FILE.yaml]
                     [--scoring-model none|default|PATH_OR_ID] [any Beam pipeline flag]
+  collapseguard monitor --model PATH_OR_DEFAULT --anchor DIR [--prompts N] [--baseline JSON]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fsspec.core import url_to_fs
 
 from collapseguard.core.schema import ALL_OUTPUTS
 from collapseguard.pipeline import config as config_mod
+from collapseguard.pipeline import monitor_cli
 from collapseguard.pipeline.graph import build
 from collapseguard.pipeline.options import UsageError, detector_paths, parse_run_args
 from collapseguard.pipeline.outdir import OutputError, OutputLock, check_output, new_marker, prepare
@@ -35,6 +37,8 @@ commands:
   train-classifier  train the fastText human/synthetic classifier on labeled JSONL
   calibrate         fit the combined detector and its threshold at a target FPR
   evaluate          score labeled JSONL with the detector; print metrics as JSON
+  monitor           score a causal LM on a run's anchor split: perplexity by word-frequency band,
+                    tail recall, diversity of its generations (monitor.json + monitor.html)
 
 `collapseguard <command> --help` for a command's options.
 """
@@ -217,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"readable was written (exit {EXIT_SHARD_ERRORS})", file=sys.stderr)
                 return EXIT_SHARD_ERRORS
             return EXIT_OK
+        if command == "monitor":
+            return monitor_cli.main(rest)
         if command in ("train-classifier", "calibrate", "evaluate"):
             from collapseguard.pipeline import detector_cli  # lazy: a cycle (detector_cli runs the stage through cli.run)
 

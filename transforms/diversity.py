@@ -31,55 +31,10 @@ from typing import Sequence
 import apache_beam as beam
 
 from collapseguard.core.hashing import salted_int
-from collapseguard.transforms.signals import tokenize
+from collapseguard.core.text import budget_prefix, distinct_n, self_similarity, tokenize, ttr_windows
 
 DIVERSITY_SALT = "collapseguard/diversity-sample/v1"
 _CHARS_PER_TOKEN = 24  # prefix read per document: bounds the tokenizer's cost on huge texts
-
-
-def ngrams(tokens: Sequence[str], n: int):
-    return zip(*(tokens[i:] for i in range(n)))
-
-
-def distinct_n(docs: Sequence[Sequence[str]], n: int) -> float | None:
-    """Distinct n-grams / total n-grams over all documents; None without any n-gram."""
-    seen = set()
-    total = 0
-    for tokens in docs:
-        grams = list(ngrams(tokens, n))
-        total += len(grams)
-        seen.update(grams)
-    return len(seen) / total if total else None
-
-
-def ttr_windows(docs: Sequence[Sequence[str]], size: int = 100) -> float | None:
-    """Mean TTR of the full, non-overlapping `size`-token windows of every document."""
-    values = [len(set(t[i:i + size])) / size for t in docs for i in range(0, len(t) - size + 1, size)]
-    return sum(values) / len(values) if values else None
-
-
-def self_similarity(docs: Sequence[Sequence[str]], n: int = 4) -> float | None:
-    """Mean over documents of the share of their distinct n-grams found in another document."""
-    sets = [set(ngrams(t, n)) for t in docs]
-    sets = [s for s in sets if s]
-    if len(sets) < 2:
-        return None
-    df: dict[tuple, int] = {}
-    for s in sets:
-        for g in s:
-            df[g] = df.get(g, 0) + 1
-    shares = [sum(1 for g in s if df[g] > 1) / len(s) for s in sets]
-    return sum(shares) / len(shares)
-
-
-def budget_prefix(docs: Sequence[Sequence[str]], token_budget: int) -> list[Sequence[str]]:
-    out, used = [], 0
-    for tokens in docs:
-        if used >= token_budget:
-            break
-        out.append(tokens[: token_budget - used])
-        used += len(out[-1])
-    return out
 
 
 def diversity_metrics(docs: Sequence[Sequence[str]], token_budget: int = 20_000, window: int = 100) -> dict:

@@ -14,12 +14,12 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from collapseguard.core.schema import OUTPUT_COLUMNS
+from collapseguard.core.text import tokenize
 from collapseguard.transforms.commit import marker, write_commit
 from collapseguard.transforms.entropy import summary_to_json
 from collapseguard.transforms.mixture import sample_key
 from collapseguard.transforms.plan import PlannedChunk, finalize_chunk
 from collapseguard.transforms.report import HIST_COLUMNS
-from collapseguard.transforms.signals import tokenize
 from collapseguard.transforms.weights import SYNTHETIC_STRATA, TRAINING_STRATA_ALL, RarityTables, rare_words
 from collapseguard.transforms.write import join, write_jsonl, write_parquet
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from collapseguard.core.settings import Range, setting
+from collapseguard.core.text import tokenize
 from collapseguard.models.langid import FrequencyTables, LanguageId
 from collapseguard.transforms.base import BatchedDoFn
 
@@ -44,55 +45,11 @@ class SignalsConfig:
     rare_zipf: float = setting(3.0, within=Range(0.0, 8.0))
     repetition_ngram: int = setting(3, within=Range(1, 100))
 
-_WORD_ASCII = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?。！？]+(?:\s+|$)")
 _SPACE = re.compile(r"\s")
 _LN2 = math.log(2.0)
 _SPLIT_CHUNK = 1 << 20
 _CLOGC = [0.0] + [c * math.log(c) for c in range(1, 4097)]  # c*ln(c) for window counts
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens: runs of letters/digits, inner apostrophes kept ("don't").
-
-    Defined by `_WORD` (`_WORD_ASCII` on ASCII text, the same tokens) and computed without
-    running it over the whole text, the largest cost of the cheap path: ASCII text maps every
-    character that is not a letter, digit or apostrophe to a space in one bytes.translate, drops
-    the apostrophes that are not between two letters/digits, and splits (about 4x faster than
-    the regex); other text is split on whitespace and only the pieces that are not one run of
-    letters/digits go through the regex (about 2x). tests/test_signals.py checks both against
-    the regex on random text.
-    """
-    low = text.lower()
-    if low.isascii():
-        return _ascii_tokens(low)
-    out: list[str] = []
-    add, extend, findall = out.append, out.extend, _WORD.findall
-    for piece in low.split():  # \w never matches whitespace: no token spans two pieces
-        if piece.isalnum():  # [^\W_]: exactly one token
-            add(piece)
-        else:
-            extend(findall(piece))
-    return out
-
-
-_ASCII_ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
-_ASCII_KEEP = bytes(c if c in _ASCII_ALNUM or c == 0x27 else 0x20 for c in range(256))
-
-
-def _ascii_tokens(low: str) -> list[str]:
-    """`_WORD_ASCII.findall(low)` for lower-cased ASCII text."""
-    b = low.encode("ascii")
-    i = b.find(b"'")
-    if i >= 0:  # an apostrophe joins a token only between two letters/digits
-        b = bytearray(b)
-        last, alnum = len(b) - 1, _ASCII_ALNUM
-        while i >= 0:
-            if not (0 < i < last and b[i - 1] in alnum and b[i + 1] in alnum):
-                b[i] = 0x20
-            i = b.find(b"'", i + 1)
-    return b.translate(_ASCII_KEEP).decode("ascii").split()
 
 
 def count_words(text: str, start: int = 0) -> int:

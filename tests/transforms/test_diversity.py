@@ -5,13 +5,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from collapseguard.transforms.diversity import (
-    DiversityStats,
-    budget_prefix,
-    distinct_n,
-    self_similarity,
-    ttr_windows,
-)
+from collapseguard.core.text import budget_prefix, distinct_n, self_similarity, ttr_windows
+from collapseguard.transforms.diversity import DiversityStats
 from fixtures_data import combine_in_order as run
 
 

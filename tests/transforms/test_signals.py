@@ -68,7 +68,7 @@ _TRICKY = ("aZ09'’_ -.,!?\t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000"
 
 @pytest.mark.parametrize("alphabet", [_TRICKY, "ab'1 ._\n", "ab'’é _"])
 def test_tokenize_equals_its_defining_regex_on_random_text(alphabet):
-    from collapseguard.transforms.signals import _WORD
+    from collapseguard.core.text import _WORD
 
     rng = random.Random(7)
     for _ in range(3000):
