@@ -62,7 +62,7 @@ def _bands_section(result: Mapping) -> str:
              if len(lang_rows) > 1 else "")
     return (f'<p class="note">Perplexity per word (a word\'s log-prob is the sum of its tokens\'), by the word\'s '
             f"wordfreq Zipf frequency in its document's language. Log scale.</p>{legend}"
-            f"{log_bars(rows, 'perplexity per band')}{table}{langs}")
+            f"{log_bars(rows, 'perplexity per band', width=1060)}{table}{langs}")
 
 
 def _zipf_range(result: Mapping, band: str) -> str:
