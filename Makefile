@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench detector clean
+.PHONY: install run test bench detector lab clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ detector: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py
+
+## The collapse lab (bench/collapse_lab.py): recursive training, raw vs curated webs, 3 seeds.
+lab: $(STAMP)
+	$(PIP) install -q -c requirements.lock matplotlib || $(PIP) install -q matplotlib "numpy<2.5"
+	$(PY) bench/collapse_lab.py --out collapse-lab-out
 
 clean:
 	rm -rf $(VENV) collapseguard-out .cache

@@ -1,0 +1,64 @@
+"""The collapse lab's model (bench/collapse_lab.py): a proper distribution, an open vocabulary,
+the monitor's protocol, and the mechanism the lab relies on (a model refitted on its own samples
+loses the words it never wrote)."""
+
+import importlib.util
+import math
+import os
+import random
+import sys
+
+import pytest
+
+from collapseguard.models.monitor import run_monitor
+
+_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "collapse_lab.py")
+
+
+@pytest.fixture(scope="module")
+def lab():
+    spec = importlib.util.spec_from_file_location("collapse_lab", _PATH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["collapse_lab"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    yield mod
+    sys.modules.pop("collapse_lab", None)
+
+
+TEXTS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog met on the mat",
+         "the quillwort grew by the mat", "on the log the cat slept"]
+
+
+def test_probabilities_sum_to_one_over_known_words_and_unk(lab):
+    lm = lab.NgramLM(TEXTS)
+    vocab = [w for w in lm._p1 if w != lab.EOS] + [lab.EOS]
+    for u, v in [(lab.BOS, lab.BOS), ("the", "cat"), ("sat", "on"), ("zzz", "the"), ("on", "zzz")]:
+        total = sum(lm._prob3(u, v, w) for w in vocab) + lm._prob3(u, v, lab.UNK)
+        assert total == pytest.approx(1.0, abs=1e-9)
+    # an unknown word: finite, and below any known word in the same context
+    assert math.isfinite(lm.logprob("the", "cat", "xylophone"))
+    assert lm.logprob("the", "cat", "xylophone") < min(lm.logprob("the", "cat", w) for w in vocab)
+
+
+def test_monitor_protocol_and_determinism(lab):
+    lm = lab.NgramLM(TEXTS)
+    scored = lm.score("The cat sat, on the zebra!", k=2)
+    assert [(s, e) for s, e, _, _ in scored] == [(0, 3), (4, 7), (8, 11), (13, 15), (16, 19), (20, 25)]
+    assert scored[0][2:] == (None, None) and scored[-1][3] is False  # an unknown word is never in the top k
+    assert lm.generate(["the cat", ""], 10, seed=3) == lm.generate(["the cat", ""], 10, seed=3)
+    r = run_monitor(lm, [{"id": str(i), "text": t, "lang": "en"} for i, t in enumerate(TEXTS)],
+                    prompts=2, prompt_words=2, continuation_words=3)
+    assert r["anchor"]["words_scored"] > 0 and r["model"]["kind"] == "ngram"
+
+
+def test_refitting_on_own_top_k_samples_loses_rare_words(lab):
+    rng = random.Random(0)
+    common = "the of and to in a is that for it".split()
+    rare = [f"rare{c}{d}" for c in "abcdefghij" for d in "abcdefghij"]  # 100 words, seen once or twice
+    texts = [" ".join(rng.choice(common) for _ in range(30)) + " " + rng.choice(rare) for _ in range(150)]
+    lm = lab.NgramLM(texts)
+    known = {w for w in rare if w in lm._p1}
+    for _ in range(3):  # three generations trained on their predecessor's samples alone
+        samples = [" ".join(lm.sample_words([], 40, rng, top_k=10)) for _ in range(150)]
+        lm = lab.NgramLM(samples)
+    assert len({w for w in rare if w in lm._p1}) < len(known) / 2
