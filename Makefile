@@ -41,4 +41,4 @@ lab: $(STAMP)
 	$(PY) bench/collapse_lab.py --out collapse-lab-out
 
 clean:
-	rm -rf $(VENV) collapseguard-out .cache
+	rm -rf $(VENV) collapseguard-out collapse-lab-out .cache

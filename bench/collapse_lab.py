@@ -6,7 +6,7 @@
 What it does. A small language model is trained from scratch on human text (generation 0).
 Every later generation g trains on a "web": fresh human documents (a pool of its own, never
 seen before) plus documents sampled from generation g-1's model, 80% of the web synthetic
-(250 + 1,000 documents; generation 0: 1,250 human documents). Four arms, each with its own
+(250 + 1,000 documents; generation 0: 1,250 human documents). Five arms, each with its own
 chain of models, generations 0..5, 3 seeds:
 
 - raw-replace: generation g trains on web_g alone (the previous training data is dropped).
@@ -23,6 +23,9 @@ chain of models, generations 0..5, 3 seeds:
   with a timestamp after the cutoff, so only the detector (the no-LM detector that
   `--scoring-model none` leaves: the shipped fastText classifier and its calibration) can
   catch them.
+- curated-accumulate: as curated-attested, but the draw is from a pool that accumulates:
+  generation 0's human documents (weight 1) plus the training-strata rows of every curated
+  web so far, drawn by `sample_weight` to raw-accumulate's training-set size (1,250 x (g+1)).
 
 The web's synthetic documents are sampled from a document start (no prompt), top-k with k = 50
 (what `transformers`' generate does by default when sampling), and kept, like the human ones,
@@ -60,33 +63,35 @@ discounted mass, 0.75 x types / bigram types. Sampling never emits <unk>: a mode
 words it has seen, which is how the tail is lost. Fitting takes about a second per 200k words;
 sampling 1,000 documents ~1 s from the full distribution, ~13 s top-k.
 
-Measured (3 seeds, this machine, ~16 minutes; results.md has every table). raw-replace
-collapses, beyond seed noise from generation 0 and from generation 1 on: tail perplexity
-x14 (1.1e10 -> 1.6e11), torso x64, head +36%, tail recall@10 0.023 -> 0.013, and its
-generations lose diversity (distinct-1 0.558 -> 0.333, distinct-2 0.960 -> 0.772,
+Measured (3 seeds, 5 arms, this machine, ~8 minutes; bench/collapse-lab/results.md has every
+table). raw-replace collapses, beyond seed noise from generation 0 and from generation 1 on:
+tail perplexity x14 (1.1e10 -> 1.6e11), torso x64, head +36%, tail recall@10 0.023 -> 0.013,
+and its generations lose diversity (distinct-1 0.558 -> 0.333, distinct-2 0.960 -> 0.772,
 distinct-3 0.999 -> 0.949, vocabulary 721 -> 439, self-similarity up). raw-accumulate's
 perplexities improve (its human data accumulates too), but its generations still lose some
-diversity (distinct-2 -7%). curated-attested holds synthetic documents at the weight ceiling
-(0.1% of the weight, ~0.1% of the draws), so it does not recurse: every figure is flat from
-generation 1 on (its generations lose a little diversity once, distinct-2 0.960 -> ~0.93 with
-self-similarity up: the repeated documents are partly memorised). But it trains on the web's
-~230 verified human documents drawn 5x over, a fifth of generation 0's unique text, and its
-head and torso perplexities are worse than raw-replace's at every generation, its tail
-perplexity in generations 1-3 (from generation 4 on raw-replace's is worse).
-curated-unattested: the no-LM detector gives every trigram document p_synthetic = 0.0 (it
-flags most real LLM text: 158 of 200 labeled-modern synthetic rows in a separate run), so they
-all land in human_unverified, and `sample_weight` favours them (their share of the weight
-rises from 73% to 85%, over the web's 80%): that arm collapses like raw-replace, with fewer
-unique documents.
+diversity (distinct-2 0.960 -> 0.891, vocabulary -17%). curated-accumulate keeps both: its
+perplexities improve like raw-accumulate's (tail 7.6e9 at generation 5 against 6.8e9; it
+holds ~2,200 unique documents against 7,500) and its generations keep generation 0's
+diversity (distinct-2 0.954, distinct-3 0.998, vocabulary 748, self-similarity 0; no change
+beyond noise). curated-attested holds synthetic documents at the weight ceiling (~0.1% of
+the draws), so it does not recurse: every figure is flat from generation 1 on. But it trains
+on the web's ~230 verified human documents drawn 5x over, a fifth of generation 0's unique
+text, so its perplexities are worse than raw-replace's at every generation but the tail's
+at generations 4-5, and its generations lose a little diversity once (distinct-2 0.960 ->
+~0.93, self-similarity up: the repeated documents are partly memorised). curated-unattested:
+the no-LM detector gives every trigram document p_synthetic = 0.0 (it flags most real LLM
+text: 158 of 200 labeled-modern synthetic rows in a separate run), so they all land in
+human_unverified, and `sample_weight` favours them (their share of the draws rises from 73%
+to 83%, over the web's 80%): that arm collapses like raw-replace, with fewer unique documents.
 
 What it does not show. One corpus (about 3,500 human documents of the repo's training data:
 news, Wikipedia, Reddit stories, arXiv abstracts, Usenet, speeches, fiction...), one model
 family far smaller and simpler than an LLM, trigram samples that are word salad beyond three
 words (so the detector's task in the unattested arm is different from, and here harder than,
 on LLM text), 3 seeds. Seeds vary the data order (which human documents fall in generation 0
-and in each fresh pool), the model's sampling and the curated draws; the anchor is fixed. The
-curated arms train each generation on that web's curated rows alone (no curated data carried
-over), at the raw arms' document budget. It shows mechanisms and directions, not magnitudes
+and in each fresh pool), the model's sampling and the curated draws; the anchor is fixed. curated-attested
+and curated-unattested train each generation on that web's curated rows alone (no curated
+data carried over), at raw-replace's document budget. It shows mechanisms and directions, not magnitudes
 that carry over to LLMs.
 """
 

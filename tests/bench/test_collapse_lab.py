@@ -62,3 +62,48 @@ def test_refitting_on_own_top_k_samples_loses_rare_words(lab):
         samples = [" ".join(lm.sample_words([], 40, rng, top_k=10)) for _ in range(150)]
         lm = lab.NgramLM(samples)
     assert len({w for w in rare if w in lm._p1}) < len(known) / 2
+
+
+def test_verdict_separates_a_trend_from_seed_noise(lab):
+    # three seeds that all rise by ~10 with a spread of ~1.2: beyond noise, the collapse direction
+    v = lab.verdict({0: [10.0, 11.0, 9.0], 5: [20.0, 21.5, 19.0]}, direction=+1)
+    assert v["change"] == pytest.approx(61 / 6) and v["beyond_2sd"] is True and v["collapse_direction"] is True
+    # a mean change smaller than twice the spread (in the second case the seeds also move both ways)
+    assert lab.verdict({0: [10.0, 14.0, 6.0], 5: [12.0, 16.0, 8.0]}, direction=+1)["beyond_2sd"] is False
+    assert lab.verdict({0: [10.0, 10.0, 10.0], 5: [11.0, 9.9, 11.0]}, direction=-1)["beyond_2sd"] is False
+    assert lab.verdict({0: [1.0]}, direction=+1) is None  # one generation: nothing to compare
+    assert lab.verdict({0: [1.0], 2: [3.0]}, direction=+1)["beyond_2sd"] is None  # one seed: no noise estimate
+
+
+def _runs(lab):
+    """Hand-made runs: 'down' loses distinct-2 every generation, 'flat' keeps it; 2 seeds."""
+    runs = []
+    for arm, step in (("raw-replace", -0.05), ("curated-attested", 0.0)):
+        for seed in (0, 1):
+            for g in range(3):
+                d2 = 0.9 + step * g + 0.002 * seed
+                mon = {"generation": {"model": {"distinct_2": d2}, "human": {"distinct_2": 0.93}},
+                       "perplexity": {"all": {"tail": {"perplexity": 100.0 * (1 - step * 10) ** g + seed}}}}
+                runs.append({"seed": seed, "arm": arm, "generation": g, "monitor": mon, "curation": None,
+                             "train": {"documents": 10, "unique_documents": 10, "words": 100,
+                                       "synthetic_share_documents": 0.8 if g else 0.0}})
+    return runs
+
+
+def test_summary_table_and_figure_on_hand_made_runs(lab):
+    runs = _runs(lab)
+    summary = lab.summarize(runs)
+    d2 = summary["distinct_2"]
+    assert d2["human_reference"] == pytest.approx(0.93)
+    down, flat = d2["arms"]["raw-replace"], d2["arms"]["curated-attested"]
+    assert down["by_generation"][2]["mean"] == pytest.approx(0.801)
+    assert down["verdict"]["beyond_2sd"] is True and down["verdict"]["collapse_direction"] is True
+    assert flat["verdict"]["beyond_2sd"] is False
+    assert summary["tail_ppl"]["arms"]["raw-replace"]["verdict"]["collapse_direction"] is True
+    assert summary["vocabulary"]["arms"] == {}  # a metric no run has is left out, not invented
+    arms = ("raw-replace", "curated-attested")
+    settings = lab.dataclasses.asdict(lab.Settings(seeds=(0, 1), arms=arms, generations=2))
+    md = lab.results_markdown({"settings": settings, "data": {"anchor_documents": 5}, "runs": runs}, summary, arms)
+    assert "| raw-replace | 0.901 ± 0.001 | 0.851 ± 0.001 | 0.801 ± 0.001 |" in md
+    svg = lab.svg_figure(summary, arms, "test")
+    assert svg.startswith("<svg") and svg.count("<polyline") >= 4 and "raw-replace" in svg
