@@ -1057,12 +1057,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="collapse-lab-out", help="output folder (default: collapse-lab-out)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke test: 1 seed, 2 arms, generations 0..2, small pools (~2 minutes)")
+                    help="smoke test: 1 seed, 2 arms, generations 0..2, small pools (about 15 s)")
     ap.add_argument("--seeds", type=int, nargs="+", help="override the seeds (default 0 1 2)")
     ap.add_argument("--generations", type=int, help="override the number of later generations")
     ap.add_argument("--arms", nargs="+", choices=ARMS, help="override the arms")
     ap.add_argument("--web-top-k", type=int, help="top-k of the web's sampler (default 50; 0: the full distribution)")
     return ap.parse_args(argv)
+
+
+def usage_error(msg: str) -> None:
+    """One line on stderr, exit status 2."""
+    print(f"collapse lab: {msg}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def settings_from(ns: argparse.Namespace) -> Settings:
@@ -1072,7 +1078,7 @@ def settings_from(ns: argparse.Namespace) -> Settings:
         over["seeds"] = tuple(ns.seeds)
     if ns.generations is not None:
         if ns.generations < 1:
-            raise SystemExit("collapse lab: --generations must be at least 1")
+            usage_error("--generations must be at least 1")
         over["generations"] = ns.generations
     if ns.arms:
         over["arms"] = tuple(a for a in ARMS if a in ns.arms)
@@ -1081,11 +1087,29 @@ def settings_from(ns: argparse.Namespace) -> Settings:
     return dataclasses.replace(s, **over)
 
 
+MARKER = ".collapse-lab"  # written into --out: the folder holds the lab's outputs, which a rerun replaces
+OUTPUTS = ("results.json", "results.md", "collapse.svg", "collapse.png", "_work", MARKER)
+
+
+def claim_output(out: Path) -> None:
+    """Create --out, or reuse one that an earlier lab run wrote (it holds the marker and nothing
+    but the lab's own files); anything else is refused, so the lab never replaces or deletes a
+    file it did not write."""
+    if out.exists():
+        if not out.is_dir():
+            usage_error(f"--out {out} exists and is not a folder")
+        names = {p.name for p in out.iterdir()}
+        if names and (MARKER not in names or not names <= set(OUTPUTS)):
+            usage_error(f"--out {out} holds files the lab did not write; choose an empty or new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("outputs of bench/collapse_lab.py; a rerun replaces them\n", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = parse_args(argv)
     s = settings_from(ns)
     out = Path(ns.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out)
     clock = Clock()
     work = out / "_work"
     try:

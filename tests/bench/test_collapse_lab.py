@@ -107,3 +107,30 @@ def test_summary_table_and_figure_on_hand_made_runs(lab):
     assert "| raw-replace | 0.901 ± 0.001 | 0.851 ± 0.001 | 0.801 ± 0.001 |" in md
     svg = lab.svg_figure(summary, arms, "test")
     assert svg.startswith("<svg") and svg.count("<polyline") >= 4 and "raw-replace" in svg
+
+
+def test_lab_end_to_end_is_deterministic_and_never_takes_a_foreign_folder(lab, tmp_path, capsys):
+    """The real lab, tiny: generation 0 and one generation of raw-replace and curated-unattested
+    (a real `collapseguard run` on the web), twice: the same tables; every web document placed."""
+    argv = ["--quick", "--generations", "1", "--arms", "raw-replace", "curated-unattested"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert lab.main(argv + ["--out", str(a)]) == 0
+    assert lab.main(argv + ["--out", str(b)]) == 0
+    assert (a / "results.md").read_text() == (b / "results.md").read_text()
+    assert (a / "collapse.svg").read_text() == (b / "collapse.svg").read_text()
+    assert not (a / "_work").exists()
+    res = lab.json.loads((a / "results.json").read_text())
+    assert sorted((r["arm"], r["generation"]) for r in res["runs"]) == [
+        ("curated-unattested", 0), ("curated-unattested", 1), ("raw-replace", 0), ("raw-replace", 1)]
+    cur = next(r for r in res["runs"] if r["arm"] == "curated-unattested" and r["generation"] == 1)
+    web = lab.QUICK.fresh_docs + lab.QUICK.synthetic_docs
+    placed = sum(v["human"] + v["synthetic"] for v in cur["curation"]["strata"].values())
+    assert placed + cur["curation"]["not_in_any_stratum"] == web
+    assert cur["train"]["documents"] == web
+    # a rerun replaces its own outputs; a folder with someone else's file is refused (exit 2)
+    assert lab.main(argv[:1] + ["--generations", "1", "--arms", "raw-replace", "--out", str(a)]) == 0
+    (b / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit) as e:
+        lab.main(argv + ["--out", str(b)])
+    assert e.value.code == 2 and "did not write" in capsys.readouterr().err
+    assert (b / "notes.txt").read_text() == "mine" and (b / "results.md").exists()
