@@ -64,7 +64,8 @@ words it has seen, which is how the tail is lost. Fitting takes about a second p
 sampling 1,000 documents ~1 s from the full distribution, ~13 s top-k.
 
 Measured (3 seeds, 5 arms, this machine, ~8 minutes; bench/collapse-lab/results.md has every
-table). raw-replace collapses, beyond seed noise from generation 0 and from generation 1 on:
+table). raw-replace collapses, beyond seed noise from generation 1 on in every figure (from
+generation 0 in all but tail recall, whose seeds spread widely at generation 0):
 tail perplexity x14 (1.1e10 -> 1.6e11), torso x64, head +36%, tail recall@10 0.023 -> 0.013,
 and its generations lose diversity (distinct-1 0.558 -> 0.333, distinct-2 0.960 -> 0.772,
 distinct-3 0.999 -> 0.949, vocabulary 721 -> 439, self-similarity up). raw-accumulate's
