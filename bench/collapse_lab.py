@@ -63,38 +63,19 @@ discounted mass, 0.75 x types / bigram types. Sampling never emits <unk>: a mode
 words it has seen, which is how the tail is lost. Fitting takes about a second per 200k words;
 sampling 1,000 documents ~1 s from the full distribution, ~13 s top-k.
 
-Measured (3 seeds, 5 arms, this machine, ~8 minutes; bench/collapse-lab/results.md has every
-table). raw-replace collapses, beyond seed noise from generation 1 on in every figure (from
-generation 0 in all but tail recall, whose seeds spread widely at generation 0):
-tail perplexity x14 (1.1e10 -> 1.6e11), torso x64, head +36%, tail recall@10 0.023 -> 0.013,
-and its generations lose diversity (distinct-1 0.558 -> 0.333, distinct-2 0.960 -> 0.772,
-distinct-3 0.999 -> 0.949, vocabulary 721 -> 439, self-similarity up). raw-accumulate's
-perplexities improve (its human data accumulates too), but its generations still lose some
-diversity (distinct-2 0.960 -> 0.891, vocabulary -17%). curated-accumulate keeps both: its
-perplexities improve like raw-accumulate's (tail 7.6e9 at generation 5 against 6.8e9; it
-holds ~2,200 unique documents against 7,500) and its generations keep generation 0's
-diversity (distinct-2 0.954, distinct-3 0.998, vocabulary 748, self-similarity 0; no change
-beyond noise). curated-attested holds synthetic documents at the weight ceiling (~0.1% of
-the draws), so it does not recurse: every figure is flat from generation 1 on. But it trains
-on the web's ~230 verified human documents drawn 5x over, a fifth of generation 0's unique
-text, so its perplexities are worse than raw-replace's at every generation but the tail's
-at generations 4-5, and its generations lose a little diversity once (distinct-2 0.960 ->
-~0.93, self-similarity up: the repeated documents are partly memorised). curated-unattested:
-the no-LM detector gives every trigram document p_synthetic = 0.0 (at its threshold it flags
-52 of 200 labeled-modern synthetic rows and 0 of 200 human ones, rows it was trained on), so
-they all land in human_unverified and are drawn like human text (73% of the draws at
-generation 1 against 81% of the training-strata rows, 83% at generation 5): that arm
-collapses like raw-replace, with fewer unique documents.
+Measured: README.md, "Does curation slow collapse? The collapse lab" (what each arm shows),
+and bench/collapse-lab/results.md (every table of the committed run: 3 seeds, 5 arms, ~8
+minutes here).
 
 What it does not show. One corpus (about 3,500 human documents of the repo's training data:
 news, Wikipedia, Reddit stories, arXiv abstracts, Usenet, speeches, fiction...), one model
 family far smaller and simpler than an LLM, trigram samples that are word salad beyond three
 words (so the detector's task in the unattested arm is different from, and here harder than,
 on LLM text), 3 seeds. Seeds vary the data order (which human documents fall in generation 0
-and in each fresh pool), the model's sampling and the curated draws; the anchor is fixed. curated-attested
-and curated-unattested train each generation on that web's curated rows alone (no curated
-data carried over), at raw-replace's document budget. It shows mechanisms and directions, not magnitudes
-that carry over to LLMs.
+and in each fresh pool), the model's sampling and the curated draws; the anchor is fixed.
+curated-attested and curated-unattested train each generation on that web's curated rows
+alone (no curated data carried over), at raw-replace's document budget. It shows mechanisms
+and directions, not magnitudes that carry over to LLMs.
 """
 
 from __future__ import annotations
@@ -116,7 +97,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NoReturn, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 from collapseguard.core.text import _WORD, tokenize  # the stage's word
@@ -1067,7 +1048,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def usage_error(msg: str) -> None:
+def usage_error(msg: str) -> NoReturn:
     """One line on stderr, exit status 2."""
     print(f"collapse lab: {msg}", file=sys.stderr)
     raise SystemExit(2)
