@@ -511,7 +511,7 @@ class CausalLMScorer:
         # (its truncation settings are mutable state; "Already borrowed" otherwise).
         self._lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
-        self._moments = _select_moments(stats_kernel, model)
+        self._moments = select_moments(stats_kernel, model)
         self.embedding_layer = embedding_layer(model.config) if embedding else None
 
     @classmethod
@@ -674,7 +674,7 @@ class GenerativeLM:
         return out
 
 
-def _select_moments(kind: str, model) -> Callable:
+def select_moments(kind: str, model) -> Callable:
     """The softmax-moments kernel: compiled into one fused pass when possible (about 5x less
     time than eager PyTorch on CPU, where eager would cost ~10% of the forward pass)."""
     if kind == "eager" or model is None:

@@ -18,7 +18,7 @@ from collapseguard.models.causal_lm import (
     CausalLMModelHandler,
     CausalLMScorer,
     LMConfig,
-    _select_moments,
+    select_moments,
     approx_tokens,
     embedding_layer,
     mean_pool,
@@ -313,7 +313,7 @@ def test_tiny_model_embedding_is_the_mean_hidden_state_batched_or_not(tiny_model
 
 
 def test_compiled_kernel_equals_eager(tiny_model):
-    moments = _select_moments("compiled", tiny_model)
+    moments = select_moments("compiled", tiny_model)
     assert getattr(moments, "kind", None) == "compiled"
     with torch.inference_mode():  # as in scoring: inference tensors (else dynamo recompiles)
         z = torch.randn(37, 97) * 5
