@@ -20,6 +20,7 @@ without them, the worst held-out AUROC over the splits `make detector` chooses b
 held-out family, and each single feature's AUROC per held-out family (the direction it points).
 With `--classifier-cache FILE` the fastText classifier is trained per split as `make detector`
 trains it (about 20 minutes, then cached in FILE) and the candidates are compared with it too.
+`--probe-l2 1,3,10,30,100,300` compares the shipped feature set at other probe penalties instead.
 """
 
 from __future__ import annotations
@@ -225,6 +226,10 @@ def evaluate(args) -> None:
     weights = (0.0, 1.0) if clf else (0.0,)
     cands = [K.Candidate(f"{k} clf{w:g}", tuple(f), p, D.PROBE_L2 if p else 1.0, "source", w)
              for k, (f, p) in sets.items() for w in weights]
+    if args.probe_l2:  # instead: the shipped feature set at other probe penalties
+        weights = (0.5, 1.0, 2.0) if clf else (0.0,)
+        cands = [K.Candidate(f"lm+probe l2={l2:g} clf{w:g}", tuple(B.LM), True, l2, "source", w)
+                 for l2 in (float(x) for x in args.probe_l2.split(",")) for w in weights]
     held = K.held_out_scores(corpus, splits, cands, clf)
     keys = K.informative(held)
     fams = sorted(k for k in next(iter(held.values())).tests if k[0] == "family")
@@ -261,6 +266,8 @@ def main(argv=None) -> int:
     ev.add_argument("--scores", default=SCORES)
     ev.add_argument("--classifier-cache", default="", help="train (or reuse) the per-split classifier")
     ev.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ev.add_argument("--probe-l2", default="", help="e.g. 1,3,10,30: compare the shipped features at these "
+                    "probe penalties instead (shipped: 10)")
     args = ap.parse_args(argv)
     score(args) if args.cmd == "score" else evaluate(args)
     return 0
