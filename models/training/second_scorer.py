@@ -138,7 +138,8 @@ def score(args) -> None:
     meta = {"documents": len(rows), "model": GGUF, "sha256": GGUF_SHA256, "max_tokens": MAX_TOKENS,
             "dtype": str(next(model.parameters()).dtype), "stats_kernel": getattr(moments, "kind", "eager"),
             "torch": torch.__version__, "transformers": transformers.__version__,
-            "seconds": round(time.time() - t0, 1), "real_tokens": sum(s["n"] for s in sums)}
+            "seconds": round(time.time() - t0, 1), "real_tokens": sum(s["n"] for s in sums),
+            "device": str(next(model.parameters()).device)}
     with open(os.path.join(args.out, f"{NAME}.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -146,27 +147,30 @@ def score(args) -> None:
 
 
 def second_features(sums: list[dict], first_nats_per_char: np.ndarray) -> dict:
-    """Feature columns (NaN where a document had under 2 tokens) from the cached sums.
+    """Feature columns (NaN where a document had under 2 tokens, as the stage leaves them) from
+    the cached sums.
 
-    g_*: the second scorer's mean log-prob, mean entropy, Fast-DetectGPT curvature and the
-    log-prob/entropy ratio (the stage's four LM signals, from Gemma); g_logrank / g_top1 /
-    g_top10: mean log rank of each token and the share ranked first / in the top ten (GLTR,
-    Gehrmann et al. 2019; log-rank, Mitchell et al. 2023); x_nats_per_char: log-prob per character
-    under Gemma minus under the first scorer (`first_nats_per_char`): the two tokenizers cut
-    text differently, characters are what both see.
+    g_*: the stage's four LM signals (`causal_lm.summarize` and the detector's derived ratio)
+    from Gemma; g_logrank / g_top1 / g_top10: mean log rank of each token and the share ranked
+    first / in the top ten (GLTR, Gehrmann et al. 2019; log-rank, Mitchell et al. 2023);
+    x_nats_per_char: log-prob per character under Gemma minus under the first scorer
+    (`first_nats_per_char`): the two tokenizers cut text differently, characters are what both see.
     """
-    n = len(sums)
-    cols = {k: np.full(n, np.nan) for k in SECOND + RANKS + CROSS}
+    from collapseguard.models.causal_lm import summarize
+    from collapseguard.models.detector import DERIVED
+
+    signals = {"g_logprob": "lm_mean_logprob", "g_entropy": "lm_mean_entropy",
+               "g_curvature": "lm_fdg_curvature", "g_logprob_entropy_ratio": "lm_logprob_entropy_ratio"}
+    cols = {k: np.full(len(sums), np.nan) for k in SECOND + RANKS + CROSS}
     for i, s in enumerate(sums):
-        if s["n"] < 2:
-            continue
         k = s["n"]
-        cols["g_logprob"][i] = s["sum_logprob"] / k
-        cols["g_entropy"][i] = -s["sum_mu"] / k
-        if s["sum_var"] > 0:
-            cols["g_curvature"][i] = (s["sum_logprob"] - s["sum_mu"]) / np.sqrt(s["sum_var"])
-        if s["sum_mu"]:
-            cols["g_logprob_entropy_ratio"][i] = s["sum_logprob"] / s["sum_mu"]
+        if k < 1:  # one token: no position scored
+            continue
+        lm = summarize(k, s["sum_logprob"], s["sum_mu"], s["sum_var"])
+        lm["lm_logprob_entropy_ratio"] = DERIVED["lm_logprob_entropy_ratio"](lm)
+        for name, field in signals.items():
+            if lm[field] is not None:
+                cols[name][i] = lm[field]
         cols["g_logrank"][i] = s["sum_logrank"] / k
         cols["g_top1"][i] = s["top1"] / k
         cols["g_top10"][i] = s["top10"] / k

@@ -56,15 +56,15 @@ def test_the_second_scorers_cache_matches_the_files_and_its_features_follow_from
     assert [c["id"] for c in cached] == [r["id"] for r in rows]
     assert all(set(second.SUMS) <= set(c) and 0 <= c["top1"] <= c["top10"] <= c["n"] <= second.MAX_TOKENS
                for c in cached)
-    # two tokens: log p -1 and -3 (mean -2), E[log p] sums to -6 (entropy 3), 40 characters
+    # two scored positions: log p -1 and -3 (mean -2), E[log p] sums to -6 (entropy 3), 40 characters
     sums = [{"n": 2, "chars": 40, "sum_logprob": -4.0, "sum_mu": -6.0, "sum_var": 4.0, "sum_logrank": 2.0,
              "top1": 1, "top10": 2},
-            {"n": 1, "chars": 5, "sum_logprob": -1.0, "sum_mu": -1.0, "sum_var": 0.0, "sum_logrank": 0.0,
-             "top1": 1, "top10": 1}]
+            {"n": 0, "chars": 5, "sum_logprob": 0.0, "sum_mu": 0.0, "sum_var": 0.0, "sum_logrank": 0.0,
+             "top1": 0, "top10": 0}]
     cols = second.second_features(sums, np.array([-0.2, -0.3]))
     assert cols["g_logprob"][0] == -2.0 and cols["g_entropy"][0] == 3.0
     assert cols["g_curvature"][0] == 1.0  # (-4 - -6) / sqrt(4)
     assert cols["g_logprob_entropy_ratio"][0] == -4.0 / -6.0
     assert (cols["g_logrank"][0], cols["g_top1"][0], cols["g_top10"][0]) == (1.0, 0.5, 1.0)
     assert np.isclose(cols["x_nats_per_char"][0], -4.0 / 40 + 0.2)  # likelier per character under the second
-    assert all(np.isnan(cols[k][1]) for k in cols)  # under two tokens: no figure
+    assert all(np.isnan(cols[k][1]) for k in cols)  # one token, no position scored: no figure
