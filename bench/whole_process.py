@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from throughput import kernel_state  # noqa: E402 - bench scripts run from a checkout
+
 FLOOR = """
 import json, os, sys
 import apache_beam as beam, pyarrow as pa
@@ -88,6 +91,7 @@ def main(argv=None) -> int:
                   f"{args.docs / total:6.0f} docs/s whole process", flush=True)
         ours = results["collapseguard --scoring-model none"]
         floor = results["beam floor (read -> json -> Parquet)"]
+        print(f"text kernel: {kernel_state()}")
         print(f"ratio ours / floor, whole process: {floor[1] / ours[1]:.2f}")
         if args.baseline_python:
             base = results["baseline collapseguard"]

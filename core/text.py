@@ -9,6 +9,18 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+try:  # the compiled hot loops (core/_textkernel.c), built by `make install` where a compiler is
+    from collapseguard.core import _textkernel as kernel
+
+    if kernel.VERSION != 1:  # a stale build from an older kernel source: ignore it
+        kernel = None
+except ImportError:  # no compiler where it was installed: the pure-Python definitions run
+    kernel = None
+"""The optional compiled kernel, or None. Its functions return only integers and strings (every
+float is computed in Python on either path), and each has a pure-Python definition giving the
+same result (tests/core/test_textkernel.py checks each against it); tests set this to None to
+run the pure-Python path."""
+
 _WORD_ASCII = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
@@ -24,7 +36,11 @@ def tokenize(text: str) -> list[str]:
     letters/digits go through the regex (about 2x). tests/test_signals.py checks both against
     the regex on random text.
     """
-    low = text.lower()
+    return lower_tokens(text.lower())
+
+
+def lower_tokens(low: str) -> list[str]:
+    """`tokenize` of text already lower-cased."""
     if low.isascii():
         return _ascii_tokens(low)
     out: list[str] = []

@@ -23,6 +23,8 @@ import tempfile
 from functools import lru_cache
 from typing import Iterable, Sequence
 
+from collapseguard.core import text as core_text
+
 LABELS = ("__label__human", "__label__synthetic")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _MASKED = re.compile(r"masked_top(\d+)$")
@@ -65,7 +67,10 @@ def split_tokens(text: str) -> list[str]:
 
 
 def prepare(text: str, view: str = DEFAULT_VIEW) -> str:
-    tokens = split_tokens(text[:MAX_CHARS].lower())
+    low = text[:MAX_CHARS].lower()
+    if view == "words" and core_text.kernel is not None:
+        return core_text.kernel.word_punct_join(low)  # the same string as below, in C
+    tokens = split_tokens(low)
     m = _MASKED.match(view)
     if m:
         kept = _kept_words(int(m.group(1)))

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from collapseguard.core.settings import Range, setting
-from collapseguard.core.text import tokenize
+from collapseguard.core import text as core_text
+from collapseguard.core.text import lower_tokens, tokenize
 from collapseguard.models.langid import FrequencyTables, LanguageId
 from collapseguard.transforms.base import BatchedDoFn
 
@@ -90,6 +91,13 @@ def _entropy_from_counts(counts, n: int) -> float:
 
 def burstiness(text: str) -> float | None:
     """Coefficient of variation of sentence lengths (words per sentence); None under 2 sentences."""
+    kernel = core_text.kernel
+    return _variation(kernel.sentence_lengths(text) if kernel is not None else sentence_lengths(text))
+
+
+def sentence_lengths(text: str) -> list[int]:
+    """Words per sentence: whitespace normalised, a sentence ends at a run of . ! ? (and CJK
+    stops) followed by whitespace or the end; words are the spaces in its span plus one."""
     text = " ".join(text.split()) if "\n" in text or "\t" in text or "  " in text else text.strip()
     cuts = [m.end() for m in _SENTENCE_END.finditer(text)]
     if not cuts or cuts[-1] < len(text):
@@ -100,6 +108,10 @@ def burstiness(text: str) -> float | None:
         if end > start:
             lengths.append(count(" ", start, end) + (0 if text[end - 1] == " " else 1))
         start = end
+    return lengths
+
+
+def _variation(lengths: list[int]) -> float | None:
     if len(lengths) < 2:
         return None
     mean = sum(lengths) / len(lengths)
@@ -179,32 +191,51 @@ def compute_signals(
         if not text[max_chars - 1].isspace():  # the cut split a word: it counts once, in head
             m = _SPACE.search(text, max_chars)
             rest = m.start() if m else len(text)
-    tokens = tokenize(head)
-    rare = rare_word_counts(tokens, common_words)
-    wins = windows(tokens, window_tokens)
-    if wins:
-        counted = [Counter(w) for w in wins]
-        ents = [_entropy_from_counts(c.values(), window_tokens) for c in counted]
-        ttr = sum(map(len, counted)) / (len(wins) * window_tokens)
+    low, kernel = head.lower(), core_text.kernel
+    if kernel is not None:  # the compiled kernel: the same integers as word_counts, in C
+        counts = kernel.word_stats(low, window_tokens, repetition_ngram, common_words)
+    else:
+        counts = word_counts(lower_tokens(low), window_tokens, repetition_ngram, common_words)
+    n_tokens, window_counts, n_types, n_grams, n_rare, n_distinct, tail = counts
+    if window_counts:
+        ents = [_entropy_from_counts(c, window_tokens) for c in window_counts]
+        ttr = sum(map(len, window_counts)) / (len(window_counts) * window_tokens)
         ent = math.fsum(ents) / len(ents)
     else:  # shorter than one window: TTR over what there is, no entropy figure
         ents = []
-        ttr = len(set(tokens)) / len(tokens) if tokens else None
+        ttr = n_types / n_tokens if n_tokens else None
         ent = None
+    total_grams = n_tokens - repetition_ngram + 1
+    rare = None if n_rare is None else (n_rare, n_distinct)
     return {
         "n_chars": len(text),
-        "n_words": len(tokens) + count_words(text, rest),
+        "n_words": n_tokens + count_words(text, rest),
         "ttr": ttr,
         "burstiness": burstiness(head),
         "token_entropy_bits": ent,
-        "repetition": repetition(tokens, repetition_ngram),
+        "repetition": 1.0 - n_grams / total_grams if n_grams is not None else None,
         "rare_word_fraction": _fraction(rare),
-        "rare_word_density": _density(rare, len(tokens)),
+        "rare_word_density": _density(rare, n_tokens),
         "_windows": ents,
         # tokens after the last full window (all tokens of a short document), space-joined: the
         # shard audit packs these, in line order, into more windows so short documents count
-        "_tail": " ".join(tokens[len(wins) * window_tokens :]),
+        "_tail": tail,
     }
+
+
+def word_counts(tokens: Sequence[str], window_tokens: int, n: int, common: frozenset | None) -> tuple:
+    """The integers every signal is computed from (the compiled kernel's `word_stats` returns
+    the same for ASCII text): (tokens, per full window the counts of its distinct tokens in order
+    of first appearance, distinct tokens, distinct n-grams or None under one n-gram, rare words
+    and distinct words as `rare_word_counts` or None without a table, the tokens after the last
+    full window space-joined)."""
+    wins = windows(tokens, window_tokens)
+    counted = [Counter(w).values() for w in wins]
+    rare = rare_word_counts(tokens, common)
+    n_grams = len(set(zip(*(tokens[i:] for i in range(n))))) if len(tokens) - n + 1 >= 1 else None
+    n_types = len(set(tokens)) if not wins else None  # only a short document's TTR reads it
+    return (len(tokens), counted, n_types, n_grams, *(rare or (None, None)),
+            " ".join(tokens[len(wins) * window_tokens :]))
 
 
 class CheapSignals:

@@ -27,7 +27,7 @@ _WARNING = re.compile(r"\w*Warning: |as data is deprecated|absent from the `pack
 
 
 def _ignore(folder, names):
-    return [n for n in names if n in _SKIP or n.endswith(".egg-info")]
+    return [n for n in names if n in _SKIP or n.endswith((".egg-info", ".so"))]
 
 
 def _data_files():
@@ -86,8 +86,10 @@ def test_installed_wheel_resolves_sample_and_shipped_paths(wheel):
     code = ("import glob, json, os, collapseguard\n"
             "from collapseguard.pipeline.options import sample_inputs, sample_config\n"
             "from collapseguard.models import shipped_path\n"
+            "from collapseguard.core import text\n"
             "print(json.dumps({'pkg': collapseguard.__file__, 'config': sample_config(),\n"
-            "  'shards': glob.glob(sample_inputs()), 'shipped': shipped_path()}))\n")
+            "  'shards': glob.glob(sample_inputs()), 'shipped': shipped_path(),\n"
+            "  'kernel': text.kernel and text.kernel.__file__}))\n")
     r = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=str(tmp),
                        env=dict(os.environ, PYTHONPATH=os.pathsep.join(paths)), timeout=120)
     assert r.returncode == 0, r.stderr
@@ -99,3 +101,7 @@ def test_installed_wheel_resolves_sample_and_shipped_paths(wheel):
     assert all(p.startswith(str(site)) and os.path.isfile(p) for p in got["shards"])
     for name in ("classifier.ftz", "calibration.json"):
         assert os.path.isfile(os.path.join(got["shipped"], name)), got["shipped"]
+    # the compiled kernel is built into the wheel wherever this checkout's install built one
+    from collapseguard.core import text
+    if text.kernel is not None:
+        assert got["kernel"] and got["kernel"].startswith(str(site)), got["kernel"]
