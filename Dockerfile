@@ -34,8 +34,11 @@ RUN pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" torch==2.13.0 \
 
 # The package itself (dependencies are already in place), then the default model converted
 # once into $COLLAPSEGUARD_CACHE and made readable by any user the runner may pick.
-COPY pyproject.toml README.md ./
+# (setup.py builds the optional compiled text kernel where the image has a C compiler; the
+# pure-Python path gives the same results where it has not.)
+COPY pyproject.toml setup.py README.md ./
 COPY collapseguard/ collapseguard/
+COPY core/ core/
 COPY pipeline/ pipeline/
 COPY transforms/ transforms/
 COPY models/ models/

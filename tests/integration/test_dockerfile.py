@@ -83,3 +83,19 @@ def test_dockerignore_lets_every_copied_path_in():
             for src in line.split()[1:-1]:
                 assert src.rstrip("/") in allowed, src
                 assert (REPO / src).exists(), src
+
+
+def test_dockerfile_copies_every_package_folder_and_build_file():
+    """The image installs the package from what it copies: every folder pyproject.toml maps a
+    package onto, and every file the build reads (a missing core/ once left the image unable
+    to import the bottom layer)."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    folders = {d.split("/")[0] for d in project["tool"]["setuptools"]["package-dir"].values()}
+    copied = set()
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            copied.update(src.rstrip("/") for src in line.split()[1:-1])
+    assert folders <= copied, sorted(folders - copied)
+    assert {"pyproject.toml", "setup.py", "README.md", "requirements.lock"} <= copied
