@@ -39,6 +39,9 @@ typedef struct {
 } Text;
 
 static int text_open(Text *t, PyObject *str) {
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(str) < 0) return -1; /* a legacy str made by old C APIs */
+#endif
     t->len = PyUnicode_GET_LENGTH(str);
     if (PyUnicode_IS_ASCII(str)) {
         t->ascii = (const unsigned char *)PyUnicode_DATA(str);
