@@ -53,6 +53,15 @@ static int text_open(Text *t, PyObject *str) {
     return t->ucs4 ? 0 : -1;
 }
 
+/* text_open for a function's one argument, which must be a str. */
+static int text_open_arg(Text *t, PyObject *arg, const char *fn) {
+    if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "%s expects a str, not %.80s", fn, Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    return text_open(t, arg);
+}
+
 static void text_close(Text *t) {
     PyMem_Free(t->ucs4);
     t->ucs4 = NULL;
@@ -84,13 +93,16 @@ static inline int is_stop(Py_UCS4 c) {
     return c == '.' || c == '!' || c == '?' || c == 0x3002 || c == 0xff01 || c == 0xff1f;
 }
 
+/* A word's hash: FNV-1a over its code points. Documents' words (hash_span) and the word sets'
+ * (table_build) must hash alike, so both go through these three. */
+#define FNV_OFFSET 1469598103934665603ULL
+static inline uint64_t fnv_step(uint64_t h, Py_UCS4 c) { return (h ^ c) * 1099511628211ULL; }
+static inline uint64_t fnv_finish(uint64_t h) { return h ^ (h >> 29); }
+
 static inline uint64_t hash_span(const Text *t, Py_ssize_t start, Py_ssize_t n) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a over code points */
-    for (Py_ssize_t i = start; i < start + n; i++) {
-        h ^= at(t, i);
-        h *= 1099511628211ULL;
-    }
-    return h ^ (h >> 29);
+    uint64_t h = FNV_OFFSET;
+    for (Py_ssize_t i = start; i < start + n; i++) h = fnv_step(h, at(t, i));
+    return fnv_finish(h);
 }
 
 static inline int same_span(const Text *t, Py_ssize_t a, Py_ssize_t b, Py_ssize_t n) {
@@ -184,12 +196,9 @@ static int table_build(WordTable *w, PyObject *set) {
             return -1;
         }
         Py_DECREF(item);
-        uint64_t h = 1469598103934665603ULL; /* as hash_span */
-        for (Py_ssize_t i = used; i < used + len; i++) {
-            h ^= w->chars[i];
-            h *= 1099511628211ULL;
-        }
-        h ^= h >> 29;
+        uint64_t h = FNV_OFFSET;
+        for (Py_ssize_t i = used; i < used + len; i++) h = fnv_step(h, w->chars[i]);
+        h = fnv_finish(h);
         size_t slot = (size_t)h & w->mask;
         while (w->slots[slot] >= 0) slot = (slot + 1) & w->mask;
         w->slots[slot] = (int32_t)k;
@@ -463,12 +472,8 @@ done:
 }
 
 static PyObject *sentence_lengths(PyObject *self, PyObject *arg) {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "sentence_lengths expects a str");
-        return NULL;
-    }
     Text s;
-    if (text_open(&s, arg) < 0) return NULL;
+    if (text_open_arg(&s, arg, "sentence_lengths") < 0) return NULL;
     Py_ssize_t len = s.len;
 
     /* whitespace as signals.sentence_lengths has it: runs become one space where the text holds
@@ -545,12 +550,8 @@ static PyObject *sentence_lengths(PyObject *self, PyObject *arg) {
 }
 
 static PyObject *word_punct_join(PyObject *self, PyObject *arg) {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "word_punct_join expects a str");
-        return NULL;
-    }
     Text s;
-    if (text_open(&s, arg) < 0) return NULL;
+    if (text_open_arg(&s, arg, "word_punct_join") < 0) return NULL;
     Py_ssize_t len = s.len;
     /* at most 2 output characters per input character */
     Py_UCS4 *out = PyMem_Malloc((len ? 2 * len : 1) * sizeof(Py_UCS4));

@@ -29,7 +29,7 @@ from typing import Sequence
 
 from collapseguard.core.settings import Range, setting
 from collapseguard.core import text as core_text
-from collapseguard.core.text import lower_tokens, tokenize
+from collapseguard.core.text import lower_tokens, ngrams, tokenize
 from collapseguard.models.langid import FrequencyTables, LanguageId
 from collapseguard.transforms.base import BatchedDoFn
 
@@ -120,11 +120,17 @@ def _variation(lengths: list[int]) -> float | None:
 
 
 def repetition(tokens: Sequence[str], n: int) -> float | None:
-    total = len(tokens) - n + 1
-    if total < 1:
-        return None
-    grams = set(zip(*(tokens[i:] for i in range(n))))
-    return 1.0 - len(grams) / total
+    return _repetition(_distinct_ngrams(tokens, n), len(tokens), n)
+
+
+def _distinct_ngrams(tokens: Sequence[str], n: int) -> int | None:
+    """Distinct word n-grams; None under one n-gram."""
+    return len(set(ngrams(tokens, n))) if len(tokens) >= n else None
+
+
+def _repetition(n_distinct: int | None, n_tokens: int, n: int) -> float | None:
+    """Share of the n-grams that repeat an earlier one, from the distinct count."""
+    return 1.0 - n_distinct / (n_tokens - n + 1) if n_distinct is not None else None
 
 
 def rare_word_counts(tokens: Sequence[str], common: frozenset | None) -> tuple[int, int] | None:
@@ -205,7 +211,6 @@ def compute_signals(
         ents = []
         ttr = n_types / n_tokens if n_tokens else None
         ent = None
-    total_grams = n_tokens - repetition_ngram + 1
     rare = None if n_rare is None else (n_rare, n_distinct)
     return {
         "n_chars": len(text),
@@ -213,7 +218,7 @@ def compute_signals(
         "ttr": ttr,
         "burstiness": burstiness(head),
         "token_entropy_bits": ent,
-        "repetition": 1.0 - n_grams / total_grams if n_grams is not None else None,
+        "repetition": _repetition(n_grams, n_tokens, repetition_ngram),
         "rare_word_fraction": _fraction(rare),
         "rare_word_density": _density(rare, n_tokens),
         "_windows": ents,
@@ -225,14 +230,14 @@ def compute_signals(
 
 def word_counts(tokens: Sequence[str], window_tokens: int, n: int, common: frozenset | None) -> tuple:
     """The integers every signal is computed from (the compiled kernel's `word_stats` returns
-    the same for ASCII text): (tokens, per full window the counts of its distinct tokens in order
+    the same, in C): (tokens, per full window the counts of its distinct tokens in order
     of first appearance, distinct tokens, distinct n-grams or None under one n-gram, rare words
     and distinct words as `rare_word_counts` or None without a table, the tokens after the last
     full window space-joined)."""
     wins = windows(tokens, window_tokens)
     counted = [Counter(w).values() for w in wins]
     rare = rare_word_counts(tokens, common)
-    n_grams = len(set(zip(*(tokens[i:] for i in range(n))))) if len(tokens) - n + 1 >= 1 else None
+    n_grams = _distinct_ngrams(tokens, n)
     n_types = len(set(tokens)) if not wins else None  # only a short document's TTR reads it
     return (len(tokens), counted, n_types, n_grams, *(rare or (None, None)),
             " ".join(tokens[len(wins) * window_tokens :]))
