@@ -36,7 +36,7 @@ from collapseguard.transforms.entropy import ShardWindows, WindowHistogram, audi
 from collapseguard.transforms.manifest import build_manifest, mixture_from_stats
 from collapseguard.transforms.mixture import RareCoverageSample, SumMixture, SumMixturePairs, synthetic_weighting
 from collapseguard.transforms.outputs import COVERAGE, DIVERSITY, REPORT, FinalizeChunkFn
-from collapseguard.transforms.plan import PlanChunkFn, audit_pick
+from collapseguard.transforms.plan import SummarizeChunkFn, audit_pick
 from collapseguard.transforms.provenance import AttestFn
 from collapseguard.transforms.read import chunk_key, chunk_status, utf8_len
 from collapseguard.transforms.report import ReportStats
@@ -80,7 +80,7 @@ class CurateChunks(beam.PTransform):
         if self._detector is not None:
             records = records | "Detector" >> beam.ParDo(DetectFn(*self._detector, keep_embedding=self._keep_embedding))
         routed = records | "Provenance" >> beam.ParDo(AttestFn(cfg)).with_outputs(
-            AttestFn.VERIFIED_WINDOWS, main="records")
+            AttestFn.VERIFIED_WINDOWS, AttestFn.SUMMARIES, main="records")
 
         if resume.floor is not None:
             floor = p | "CommittedFloor" >> beam.Create([resume.floor])
@@ -105,18 +105,20 @@ class CurateChunks(beam.PTransform):
             | "DuplicateIds" >> beam.FlatMap(
                 lambda item, done: [x for x in duplicate_losers(item) if x[0] not in done], frozenset(committed))
         )
-        # One keyed, tagged stream per chunk (a Flatten + GroupByKey: CoGroupByKey's work without
-        # its per-element re-tagging). The only step that moves texts between workers.
-        planned = (
-            (routed.records, rejected, status, duplicates)
-            | "Merge" >> beam.Flatten()
-            | "GroupByChunk" >> beam.GroupByKey()
-            | "PlanChunks" >> beam.ParDo(
-                PlanChunkFn(cfg.read.duplicate_ids, cfg.read.raw_clip_chars, cfg.signals.window_tokens, wcfg),
-                ramp=beam.pvalue.AsSingleton(ramp)).with_outputs(PlanChunkFn.WINDOWS, PlanChunkFn.MIXTURES, main="chunks")
+        # Each chunk's summary (window summary, mixture counts) from its records' summary views,
+        # grouped apart from the texts, so the audit and the weighting are ready before any chunk
+        # is finalized.
+        summaries = (
+            (routed.summaries, status, duplicates)
+            | "MergeSummaries" >> beam.Flatten()
+            | "GroupSummaries" >> beam.GroupByKey()
+            | "SummarizeChunks" >> beam.ParDo(
+                SummarizeChunkFn(cfg.read.duplicate_ids, cfg.signals.window_tokens, wcfg),
+                ramp=beam.pvalue.AsSingleton(ramp)).with_outputs(
+                    SummarizeChunkFn.WINDOWS, SummarizeChunkFn.MIXTURES)
         )
         # Each shard's entropy audit, from its chunks' integer window summaries (committed ones too).
-        windows = [planned.windows]
+        windows = [summaries.windows]
         if committed:  # a fresh run builds none of the resume-only steps (each step costs start-up)
             windows.append(p | "CommittedWindows" >> beam.Create(
                 [(m["shard_key"], summary_from_json(m["windows"])) for m in resume.markers()]))
@@ -129,7 +131,7 @@ class CurateChunks(beam.PTransform):
         )
         # The synthetic weight needs the whole run's token totals (committed chunks' included):
         # per shard, its chunks' counts if kept and if held, summed, then the audit picks one.
-        mixtures = [planned.mixtures
+        mixtures = [summaries.mixtures
                     | "ShardMixturePairs" >> beam.CombinePerKey(SumMixturePairs())
                     | "ShardMixtures" >> beam.Map(lambda kv, audits: audit_pick(kv[1], audits[kv[0]]),
                                                   audits=beam.pvalue.AsDict(audits))]
@@ -141,11 +143,20 @@ class CurateChunks(beam.PTransform):
             | "SumMixture" >> beam.CombineGlobally(SumMixture())
             | "SyntheticWeight" >> beam.Map(synthetic_weighting, wcfg.synthetic_ceiling)
         )
-        final = planned.chunks | "FinalizeChunks" >> beam.ParDo(
-            FinalizeChunkFn(cfg.signals.rare_zipf, wcfg),
-            floor_info=beam.pvalue.AsSingleton(floor), weighting=beam.pvalue.AsSingleton(weighting),
-            ramp=beam.pvalue.AsSingleton(ramp), audits=beam.pvalue.AsDict(audits),
-        ).with_outputs(REPORT, DIVERSITY, COVERAGE, main="chunks")
+        # One keyed, tagged stream per chunk (a Flatten + GroupByKey: CoGroupByKey's work without
+        # its per-element re-tagging): the only step that moves texts between workers. Every side
+        # input of FinalizeChunks is ready before it, so the write fuses with it.
+        final = (
+            (routed.records, rejected, status, duplicates)
+            | "Merge" >> beam.Flatten()
+            | "GroupByChunk" >> beam.GroupByKey()
+            | "FinalizeChunks" >> beam.ParDo(
+                FinalizeChunkFn(cfg.read.duplicate_ids, cfg.read.raw_clip_chars, cfg.signals.window_tokens,
+                                cfg.signals.rare_zipf, wcfg),
+                floor_info=beam.pvalue.AsSingleton(floor), weighting=beam.pvalue.AsSingleton(weighting),
+                ramp=beam.pvalue.AsSingleton(ramp), audits=beam.pvalue.AsDict(audits),
+            ).with_outputs(REPORT, DIVERSITY, COVERAGE, main="chunks")
+        )
         feeds = [(final.report, final.diversity, final.coverage)]
         if self._replay is not None and committed:
             feeds.append(self._replay(p, weighting))

@@ -4,11 +4,11 @@
          -> (verified-human windows -> entropy floor: side input)
          -> (human documents' rare-word density -> rarity ramp: side input)
          -> (ids -> duplicate losers, addressed to their chunk)
-         -> group per chunk (the one shuffle of texts) -> plan (duplicates, line order,
-            window summary, mixture counts)
-         -> (window summaries per shard -> shard audit: side input keyed by shard)
-         -> (chunk mixtures -> synthetic weight under the ceiling: side input)
-         -> write strata + rejected + commit marker per chunk
+         -> (records' summary views, grouped per chunk -> window summary, mixture counts
+             -> shard audit: side input keyed by shard; synthetic weight under the ceiling)
+         -> group per chunk (the one shuffle of texts) -> plan (duplicates, line order),
+            finalize (hold, strata, weights) and write strata + rejected + commit marker,
+            fused: every side input is ready before the texts are grouped
          -> manifest.json, mixture.json, report.html
 
 No element holds more than one chunk (`read.chunk_documents` records, `read.chunk_text_bytes` of

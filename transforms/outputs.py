@@ -18,7 +18,7 @@ from collapseguard.core.text import tokenize
 from collapseguard.transforms.commit import marker, write_commit
 from collapseguard.transforms.entropy import summary_to_json
 from collapseguard.transforms.mixture import sample_key
-from collapseguard.transforms.plan import PlannedChunk, finalize_chunk
+from collapseguard.transforms.plan import finalize_chunk, grouped_chunk, plan_chunk
 from collapseguard.transforms.report import HIST_COLUMNS
 from collapseguard.transforms.weights import SYNTHETIC_STRATA, TRAINING_STRATA_ALL, RarityTables, rare_words
 from collapseguard.transforms.write import join, write_jsonl, write_parquet
@@ -87,17 +87,34 @@ class FinalChunk:
 
 
 class FinalizeChunkFn(SideOutputsFn):
-    """Per planned chunk: the shard's audit decides the hold (`finalize_chunk`) and synthetic
-    rows get the run's one synthetic weight. Main output: the `FinalChunk`. Tagged 'report',
-    'diversity', 'coverage' (`side_outputs`)."""
+    """Per grouped chunk (the one grouping of texts): `plan_chunk` (duplicates, line order, the
+    window summary its commit marker keeps), then the shard's audit decides the hold
+    (`finalize_chunk`) and synthetic rows get the run's one synthetic weight. Its side inputs come
+    from the chunks' summaries (`plan.SummarizeChunkFn`), not from this step, so the write fuses
+    with it and the texts never cross workers again.
 
-    def __init__(self, rare_zipf: float, weights_cfg):
+    Input: (chunk_key, [(kind, value)]), kind in record / rejected / status / duplicate. Main
+    output: the `FinalChunk`; tagged 'report', 'diversity', 'coverage' (`side_outputs`). Records
+    the size of every grouped element in two Beam Distribution metrics (chunk_documents,
+    chunk_text_bytes)."""
+
+    def __init__(self, duplicate_mode: str, clip_chars: int, window_tokens: int, rare_zipf: float, weights_cfg):
         super().__init__("", rare_zipf)
+        self._duplicate_mode = duplicate_mode
+        self._clip = clip_chars
+        self._window_tokens = window_tokens
         self._weights_cfg = weights_cfg
+        self._docs = beam.metrics.Metrics.distribution("collapseguard", "chunk_documents")
+        self._bytes = beam.metrics.Metrics.distribution("collapseguard", "chunk_text_bytes")
 
-    def process(self, planned: PlannedChunk, floor_info, weighting, ramp, audits):
-        audit = audits[planned.shard_key]
-        outputs, stats = finalize_chunk(planned, audit, floor_info.get("floor_bits"), self._weights_cfg, ramp)
+    def process(self, item, floor_info, weighting, ramp, audits):
+        status, groups = grouped_chunk(item)
+        self._docs.update(status["records_read"])
+        self._bytes.update(status["text_bytes"])
+        planned = plan_chunk(groups["record"], groups["rejected"], groups["duplicate"], status,
+                             self._duplicate_mode, self._clip, self._window_tokens, self._weights_cfg, ramp)
+        outputs, stats = finalize_chunk(planned, audits[planned.shard_key], floor_info.get("floor_bits"),
+                                        self._weights_cfg, ramp)
         w_syn = weighting["synthetic_weight"]
         cut = coverage_cut(weighting, COVERAGE_DOCS)
         for name, rows in outputs.items():

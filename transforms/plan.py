@@ -10,9 +10,14 @@ whole shard reach a chunk as small values:
   (`entropy.window_summary`), combined per shard, audited against the floor, and read back by
   the write step as a side input keyed by shard.
 
-So planning is two steps: `plan_chunk` (before the audit is known: duplicates, line order, the
-chunk's window summary, and the chunk's mixture counts both ways, kept or held) and
-`finalize_chunk` (with the audit: the hold, the strata, the human weights, the stats).
+The audit and the run's mixture must be known before any chunk is finalized, and texts must
+cross between workers only once. So a chunk's summary (its window summary and its mixture counts
+both ways, kept or held) is computed twice from the same functions: first from its records'
+`summary_view`s (a few hundred bytes each, grouped per chunk apart from the texts:
+`summarize_chunk`), to feed the audit and the mixture; then again inside the one grouping of
+texts, where `plan_chunk` (duplicates, line order, the summary for the commit marker) and
+`finalize_chunk` (with the audit: the hold, the strata, the human weights, the stats) run in one
+step whose side inputs are all ready, so nothing after it moves the texts again.
 """
 
 from __future__ import annotations
@@ -76,34 +81,67 @@ def chunk_mixture(rows: list[dict], weights_cfg, ramp: dict | None, held: bool) 
     return mixture
 
 
-def plan_chunk(records: list[dict], rejected: list[dict], duplicates: list[tuple[int, str]], status: dict,
-               duplicate_mode: str, clip_chars: int, window_tokens: int, weights_cfg,
-               ramp: dict | None) -> PlannedChunk:
-    """The planned chunk (its `windows` feed the shard's audit). Rows sorted by line;
-    with `duplicate_mode` "reject" a duplicate id's later occurrences move to the rejected rows,
-    with "keep" they are flagged `is_duplicate_id`."""
+# What a chunk's summary reads of a record (`summarize_rows`, through `chunk_mixture` and
+# `weights.human_weight`): never its text.
+SUMMARY_FIELDS = ("line", "stratum", "n_words", "rare_word_density", "source", "_windows", "_tail")
+
+
+def summary_view(record: dict) -> dict:
+    """The part of a record its chunk's summary reads (`SUMMARY_FIELDS`)."""
+    return {k: record.get(k) for k in SUMMARY_FIELDS}
+
+
+def settle_duplicates(records: list[dict], duplicates: list[tuple[int, str]],
+                      duplicate_mode: str) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """(kept rows sorted by line, [(loser, where its id was first seen)]). With `duplicate_mode`
+    "reject" a duplicate id's later occurrences are the losers; with "keep" they stay, flagged
+    `is_duplicate_id`."""
     first_of = dict(duplicates)
-    rejected = list(rejected)
     kept: list[dict] = []
+    losers: list[tuple[dict, str]] = []
     for r in sorted(records, key=lambda r: r["line"]):
         if r["line"] in first_of:
             if duplicate_mode == "reject":
-                raw = {k: r.get(k) for k in ("id", "source", "text")}
-                rejected.append(rejection(r["shard"], r["line"], "duplicate_id",
-                                          f"id {r['id']!r} first seen at {first_of[r['line']]}"
-                                          + ("; ids compare as text, so 7 and \"7\" are one id"
-                                             if r["id"].lstrip("-").isdecimal() else ""), raw, clip_chars))
+                losers.append((r, first_of[r["line"]]))
                 continue
             r["is_duplicate_id"] = True
         kept.append(r)
-    rejected.sort(key=lambda x: (x["line"], x["reason"]))
+    return kept, losers
+
+
+def summarize_rows(kept: list[dict], window_tokens: int, weights_cfg, ramp: dict | None) -> tuple[dict, dict, dict]:
+    """(window summary, mixture if kept, mixture if held) of a chunk's kept rows in line order."""
     values = [w for r in kept for w in r.get("_windows") or ()]
     values += packed_windows((r.get("_tail") or "" for r in kept), window_tokens)
-    return PlannedChunk(
-        rows=kept, rejected=rejected, status=status,
-        mixture_kept=chunk_mixture(kept, weights_cfg, ramp, held=False),
-        mixture_held=chunk_mixture(kept, weights_cfg, ramp, held=True),
-        windows=window_summary(values))
+    return (window_summary(values), chunk_mixture(kept, weights_cfg, ramp, held=False),
+            chunk_mixture(kept, weights_cfg, ramp, held=True))
+
+
+def summarize_chunk(views: list[dict], duplicates: list[tuple[int, str]], duplicate_mode: str,
+                    window_tokens: int, weights_cfg, ramp: dict | None) -> tuple[dict, dict, dict]:
+    """A chunk's (window summary, mixture if kept, mixture if held) from its records'
+    `summary_view`s: what `plan_chunk` computes from the whole records, without their texts."""
+    kept, _losers = settle_duplicates(views, duplicates, duplicate_mode)
+    return summarize_rows(kept, window_tokens, weights_cfg, ramp)
+
+
+def plan_chunk(records: list[dict], rejected: list[dict], duplicates: list[tuple[int, str]], status: dict,
+               duplicate_mode: str, clip_chars: int, window_tokens: int, weights_cfg,
+               ramp: dict | None) -> PlannedChunk:
+    """The planned chunk. Rows sorted by line; duplicates settled (`settle_duplicates`), a
+    rejected loser's row saying where its id was first seen."""
+    kept, losers = settle_duplicates(records, duplicates, duplicate_mode)
+    rejected = list(rejected)
+    for r, first in losers:
+        raw = {k: r.get(k) for k in ("id", "source", "text")}
+        rejected.append(rejection(r["shard"], r["line"], "duplicate_id",
+                                  f"id {r['id']!r} first seen at {first}"
+                                  + ("; ids compare as text, so 7 and \"7\" are one id"
+                                     if r["id"].lstrip("-").isdecimal() else ""), raw, clip_chars))
+    rejected.sort(key=lambda x: (x["line"], x["reason"]))
+    windows, mixture_kept, mixture_held = summarize_rows(kept, window_tokens, weights_cfg, ramp)
+    return PlannedChunk(rows=kept, rejected=rejected, status=status, mixture_kept=mixture_kept,
+                        mixture_held=mixture_held, windows=windows)
 
 
 def finalize_chunk(planned: PlannedChunk, audit: dict, floor_bits: float | None, weights_cfg,
@@ -146,41 +184,35 @@ def finalize_chunk(planned: PlannedChunk, audit: dict, floor_bits: float | None,
     return outputs, stats
 
 
-def _group(tagged) -> dict[str, list]:
+def grouped_chunk(item) -> tuple[dict, dict[str, list]]:
+    """(status, {kind: [values]}) of one grouped chunk: (chunk_key, [(kind, value)]) with kind in
+    record / rejected / status / duplicate. Every chunk reports exactly one status."""
+    chunk_key, tagged = item
     groups: dict[str, list] = {"record": [], "rejected": [], "status": [], "duplicate": []}
     for kind, value in tagged:
         groups[kind].append(value)
-    return groups
+    if len(groups["status"]) != 1:  # anything else is a bug
+        raise RuntimeError(f"chunk {chunk_key}: expected one status, got {len(groups['status'])}")
+    return groups["status"][0], groups
 
 
-class PlanChunkFn(beam.DoFn):
-    """Per chunk (`plan_chunk`). Input: (chunk_key, [(kind, value)]) with kind in record /
-    rejected / status / duplicate. Main output: the `PlannedChunk`; tagged 'windows':
-    (shard_key, window summary) and 'mixtures': (shard_key, (mixture if kept, mixture if held)). Records the size of every grouped element in two Beam
-    Distribution metrics (chunk_documents, chunk_text_bytes)."""
+class SummarizeChunkFn(beam.DoFn):
+    """Per chunk, from its records' `summary_view`s, its status and its duplicate losers
+    (`summarize_chunk`). Tagged outputs (no main one): 'windows': (shard_key, window summary),
+    for the shard's audit; 'mixtures': (shard_key, (mixture if kept, mixture if held)), for the
+    run's weighting."""
 
     WINDOWS = "windows"
     MIXTURES = "mixtures"
 
-    def __init__(self, duplicate_mode: str, clip_chars: int, window_tokens: int, weights_cfg):
+    def __init__(self, duplicate_mode: str, window_tokens: int, weights_cfg):
         self._duplicate_mode = duplicate_mode
-        self._clip = clip_chars
         self._window_tokens = window_tokens
         self._weights_cfg = weights_cfg
-        self._docs = beam.metrics.Metrics.distribution("collapseguard", "chunk_documents")
-        self._bytes = beam.metrics.Metrics.distribution("collapseguard", "chunk_text_bytes")
 
     def process(self, item, ramp):
-        chunk_key, tagged = item
-        groups = _group(tagged)
-        if len(groups["status"]) != 1:  # every chunk reports exactly once; anything else is a bug
-            raise RuntimeError(f"chunk {chunk_key}: expected one status, got {len(groups['status'])}")
-        status = groups["status"][0]
-        self._docs.update(status["records_read"])
-        self._bytes.update(status["text_bytes"])
-        planned = plan_chunk(groups["record"], groups["rejected"], groups["duplicate"], status,
-                                      self._duplicate_mode, self._clip, self._window_tokens,
-                                      self._weights_cfg, ramp)
-        yield TaggedOutput(self.WINDOWS, (planned.shard_key, planned.windows))
-        yield TaggedOutput(self.MIXTURES, (planned.shard_key, (planned.mixture_kept, planned.mixture_held)))
-        yield planned
+        status, groups = grouped_chunk(item)
+        windows, kept, held = summarize_chunk(groups["record"], groups["duplicate"], self._duplicate_mode,
+                                              self._window_tokens, self._weights_cfg, ramp)
+        yield TaggedOutput(self.WINDOWS, (status["shard_key"], windows))
+        yield TaggedOutput(self.MIXTURES, (status["shard_key"], (kept, held)))

@@ -30,6 +30,7 @@ import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
 from collapseguard.core.settings import ConfigError
+from collapseguard.transforms.plan import summary_view
 from collapseguard.transforms.stratify import base_stratum
 from collapseguard.transforms.validate import parse_timestamp
 
@@ -112,12 +113,15 @@ def apply_detector(
 class AttestFn(beam.DoFn):
     """Provenance + base stratum per record, and the record's routing in one step.
 
-    Main output: (chunk_key, ("record", record)) for the per-chunk plan. Tagged output
-    'verified_windows': window entropies of verified-human documents, for the floor. One DoFn
-    instead of several Maps: each Beam step costs per-element overhead on the non-LM path.
+    Main output: (chunk_key, ("record", record)) for the per-chunk plan. Tagged outputs
+    'summaries': (chunk_key, ("record", plan.summary_view(record))), the few fields the chunk's
+    summary reads, grouped apart from the texts; 'verified_windows': window entropies of
+    verified-human documents, for the floor. One DoFn instead of several Maps: each Beam step
+    costs per-element overhead on the non-LM path.
     """
 
     VERIFIED_WINDOWS = "verified_windows"
+    SUMMARIES = "summaries"
 
     def __init__(self, cfg):
         self._rules = ProvenanceRules.from_config(cfg.provenance)
@@ -130,4 +134,5 @@ class AttestFn(beam.DoFn):
         record["stratum"] = base_stratum(label, record["id"], self._strat.anchor_fraction, self._strat.anchor_salt)
         if label == "verified_human" and record.get("_windows"):
             yield TaggedOutput(self.VERIFIED_WINDOWS, record["_windows"])
+        yield TaggedOutput(self.SUMMARIES, (record["chunk_key"], ("record", summary_view(record))))
         yield record["chunk_key"], ("record", record)

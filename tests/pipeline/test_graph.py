@@ -175,3 +175,52 @@ def test_no_grouped_element_holds_more_than_a_chunk(hostile_dir, tmp_path):
     dist = result.metrics().query(MetricsFilter().with_name("chunk_documents"))["distributions"]
     assert dist and max(d.committed.max for d in dist) == 20
     assert sum(d.committed.sum for d in dist) == m["records_read"]
+
+
+def _downstream(components, start: str) -> set[str]:
+    """PCollection ids computed (through any chain of steps) from PCollection `start`."""
+    leaves = [t for t in components.transforms.values() if not t.subtransforms]
+    seen, frontier = {start}, [start]
+    while frontier:
+        pc = frontier.pop()
+        for t in leaves:
+            if pc in t.inputs.values():
+                for out in t.outputs.values():
+                    if out not in seen:
+                        seen.add(out)
+                        frontier.append(out)
+    return seen
+
+
+def test_texts_cross_between_workers_once(sample_shards, tmp_path):
+    """After the one grouping of texts (GroupByChunk) no step on the texts' path waits for a side
+    input computed from that grouping's own output: the runner can fuse the finalize and the write
+    with the grouping's read, so a chunk's texts are never materialised a second time. (The shard
+    audit and the run's weighting come from the chunks' summaries, grouped apart from the texts.)"""
+    import apache_beam as beam
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    p = beam.Pipeline()
+    build(p, config_mod.Config(), expand_inputs([sample_shards]), str(tmp_path / "out"), {})
+    components = p.to_runner_api().components
+    leaves = [t for t in components.transforms.values() if not t.subtransforms]
+
+    def step(name):  # the primitive transform of the graph's step `name`
+        (t,) = [t for t in leaves if name in t.unique_name.split("/")]
+        return t
+
+    def side_and_main(t):
+        payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
+        side = {t.inputs[local] for local in payload.side_inputs}
+        return side, set(t.inputs.values()) - side
+
+    grouping = step("GroupByChunk")
+    grouped = _downstream(components, next(iter(grouping.outputs.values())))
+    previous = grouping
+    for name in ("FinalizeChunks", "WriteChunks"):  # the texts' path after the grouping
+        t = step(name)
+        side, main = side_and_main(t)
+        assert main <= set(previous.outputs.values()), name
+        assert side, name  # the check below means something: these steps take side inputs
+        assert not side & grouped, f"{name} waits on a side input computed after GroupByChunk"
+        previous = t

@@ -83,3 +83,35 @@ def test_human_documents_are_weighed_on_the_run_ramp():
     assert stats["mixture"]["human_unverified"]["weighted_units"] == 500 * 10**6
     assert stats["mixture"] == planned.mixture_kept
     assert planned.mixture_held["review"] == {"documents": 4, "tokens": 400, "weighted_units": 0}
+
+
+def test_a_chunks_summary_from_summary_views_is_its_plans():
+    """The audit and the weighting read each chunk's summary computed from its records'
+    summary views, grouped apart from the texts; the write keeps the one `plan_chunk` computes
+    from the whole records. Both must agree, duplicates settled either way."""
+    import copy
+    import random
+
+    from collapseguard.transforms.plan import summarize_chunk, summary_view
+
+    rng = random.Random(7)
+    strata = ["human_unverified", "human_verified", "anchor", "synthetic_known", "synthetic_suspected"]
+    records = []
+    for line in rng.sample(range(1, 400), 60):  # not in line order, as a grouping delivers them
+        words = [rng.choice(["buy", "now", "cheap", "tail", "rare", "lexeme"]) for _ in range(rng.randint(0, 9))]
+        records.append(dict(rec(line, rng.choice(strata), windows=[rng.uniform(2, 7) for _ in range(rng.randint(0, 3))],
+                                tail=words),
+                            n_words=rng.randint(1, 900), rare_word_density=rng.choice([None, rng.random() / 5]),
+                            source=rng.choice(["web", "news", None]), text="x" * rng.randint(1, 50)))
+    dups = [(r["line"], "s.jsonl:1") for r in records[:7]]
+    ramp = {"rare_density_start": 0.05, "rare_density_full": 0.1}
+    wcfg = WeightsConfig(source_multipliers={"news": 1.5})
+    for mode in ("reject", "keep"):
+        planned = plan_chunk(copy.deepcopy(records), [], list(dups), dict(STATUS), mode, 100, 10, wcfg, ramp)
+        views = [summary_view(r) for r in records]
+        assert "text" not in views[0] and "id" not in views[0]
+        assert summarize_chunk(views, list(dups), mode, 10, wcfg, ramp) == (
+            planned.windows, planned.mixture_kept, planned.mixture_held)
+        assert planned.windows["n"] > 60  # per-document windows and packed tails both counted
+        kept = sum(m["documents"] for m in planned.mixture_kept.values())
+        assert kept == (53 if mode == "reject" else 60)
