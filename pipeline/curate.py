@@ -107,7 +107,7 @@ class CurateChunks(beam.PTransform):
         )
         # Each chunk's summary (window summary, mixture counts) from its records' summary views,
         # grouped apart from the texts, so the audit and the weighting are ready before any chunk
-        # is finalized.
+        # is finalized; the summary itself joins its chunk's texts below.
         summaries = (
             (routed.summaries, status, duplicates)
             | "MergeSummaries" >> beam.Flatten()
@@ -115,7 +115,7 @@ class CurateChunks(beam.PTransform):
             | "SummarizeChunks" >> beam.ParDo(
                 SummarizeChunkFn(cfg.read.duplicate_ids, cfg.signals.window_tokens, wcfg),
                 ramp=beam.pvalue.AsSingleton(ramp)).with_outputs(
-                    SummarizeChunkFn.WINDOWS, SummarizeChunkFn.MIXTURES)
+                    SummarizeChunkFn.WINDOWS, SummarizeChunkFn.MIXTURES, SummarizeChunkFn.SUMMARY)
         )
         # Each shard's entropy audit, from its chunks' integer window summaries (committed ones too).
         windows = [summaries.windows]
@@ -147,12 +147,11 @@ class CurateChunks(beam.PTransform):
         # its per-element re-tagging): the only step that moves texts between workers. Every side
         # input of FinalizeChunks is ready before it, so the write fuses with it.
         final = (
-            (routed.records, rejected, status, duplicates)
+            (routed.records, rejected, status, duplicates, summaries.summary)
             | "Merge" >> beam.Flatten()
             | "GroupByChunk" >> beam.GroupByKey()
             | "FinalizeChunks" >> beam.ParDo(
-                FinalizeChunkFn(cfg.read.duplicate_ids, cfg.read.raw_clip_chars, cfg.signals.window_tokens,
-                                cfg.signals.rare_zipf, wcfg),
+                FinalizeChunkFn(cfg.read.duplicate_ids, cfg.read.raw_clip_chars, cfg.signals.rare_zipf, wcfg),
                 floor_info=beam.pvalue.AsSingleton(floor), weighting=beam.pvalue.AsSingleton(weighting),
                 ramp=beam.pvalue.AsSingleton(ramp), audits=beam.pvalue.AsDict(audits),
             ).with_outputs(REPORT, DIVERSITY, COVERAGE, main="chunks")

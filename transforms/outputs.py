@@ -1,6 +1,6 @@
-"""Writing a planned chunk: its strata Parquet files, its rejected rows, its commit marker, and
-the light rows the report, diversity and coverage combiners read (never the text, except the
-diversity sample's prefix).
+"""Finalizing and writing a grouped chunk: its strata Parquet files, its rejected rows, its
+commit marker, and the light rows the report, diversity and coverage combiners read (never the
+text, except the diversity sample's prefix).
 
 Files are one per (output folder, chunk): `<folder>/<chunk_key>.parquet`, rows in line order,
 `rejected/<chunk_key>.jsonl`, then `_commits/<chunk_key>.json` last (transforms/commit.py).
@@ -87,32 +87,34 @@ class FinalChunk:
 
 
 class FinalizeChunkFn(SideOutputsFn):
-    """Per grouped chunk (the one grouping of texts): `plan_chunk` (duplicates, line order, the
-    window summary its commit marker keeps), then the shard's audit decides the hold
-    (`finalize_chunk`) and synthetic rows get the run's one synthetic weight. Its side inputs come
-    from the chunks' summaries (`plan.SummarizeChunkFn`), not from this step, so the write fuses
-    with it and the texts never cross workers again.
+    """Per grouped chunk (the one grouping of texts): `plan_chunk` (duplicates, line order), then
+    the shard's audit decides the hold (`finalize_chunk`) and synthetic rows get the run's one
+    synthetic weight. Its side inputs come from the chunks' summaries (`plan.SummarizeChunkFn`),
+    not from this step, so the write fuses with it and the texts never cross workers again.
 
-    Input: (chunk_key, [(kind, value)]), kind in record / rejected / status / duplicate. Main
-    output: the `FinalChunk`; tagged 'report', 'diversity', 'coverage' (`side_outputs`). Records
-    the size of every grouped element in two Beam Distribution metrics (chunk_documents,
-    chunk_text_bytes)."""
+    Input: (chunk_key, [(kind, value)]), kind in record / rejected / status / duplicate /
+    summary (the chunk's own, exactly one). Main output: the `FinalChunk`; tagged 'report',
+    'diversity', 'coverage' (`side_outputs`). Records the size of every grouped element in two
+    Beam Distribution metrics (chunk_documents, chunk_text_bytes)."""
 
-    def __init__(self, duplicate_mode: str, clip_chars: int, window_tokens: int, rare_zipf: float, weights_cfg):
+    KINDS = ("record", "rejected", "status", "duplicate", "summary")
+
+    def __init__(self, duplicate_mode: str, clip_chars: int, rare_zipf: float, weights_cfg):
         super().__init__("", rare_zipf)
         self._duplicate_mode = duplicate_mode
         self._clip = clip_chars
-        self._window_tokens = window_tokens
         self._weights_cfg = weights_cfg
         self._docs = beam.metrics.Metrics.distribution("collapseguard", "chunk_documents")
         self._bytes = beam.metrics.Metrics.distribution("collapseguard", "chunk_text_bytes")
 
     def process(self, item, floor_info, weighting, ramp, audits):
-        status, groups = grouped_chunk(item)
+        status, groups = grouped_chunk(item, self.KINDS)
+        if len(groups["summary"]) != 1:  # every chunk with a status is summarized once
+            raise RuntimeError(f"chunk {item[0]}: expected one summary, got {len(groups['summary'])}")
         self._docs.update(status["records_read"])
         self._bytes.update(status["text_bytes"])
         planned = plan_chunk(groups["record"], groups["rejected"], groups["duplicate"], status,
-                             self._duplicate_mode, self._clip, self._window_tokens, self._weights_cfg, ramp)
+                             self._duplicate_mode, self._clip, groups["summary"][0])
         outputs, stats = finalize_chunk(planned, audits[planned.shard_key], floor_info.get("floor_bits"),
                                         self._weights_cfg, ramp)
         w_syn = weighting["synthetic_weight"]

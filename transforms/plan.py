@@ -12,12 +12,12 @@ whole shard reach a chunk as small values:
 
 The audit and the run's mixture must be known before any chunk is finalized, and texts must
 cross between workers only once. So a chunk's summary (its window summary and its mixture counts
-both ways, kept or held) is computed twice from the same functions: first from its records'
-`summary_view`s (a few hundred bytes each, grouped per chunk apart from the texts:
-`summarize_chunk`), to feed the audit and the mixture; then again inside the one grouping of
-texts, where `plan_chunk` (duplicates, line order, the summary for the commit marker) and
-`finalize_chunk` (with the audit: the hold, the strata, the human weights, the stats) run in one
-step whose side inputs are all ready, so nothing after it moves the texts again.
+both ways, kept or held) is computed from its records' `summary_view`s, grouped per chunk apart
+from the texts (`summarize_chunk`); it feeds the audit and the mixture, and reaches the one
+grouping of texts as one more small value, like the duplicate losers. There `plan_chunk`
+(duplicates, line order) and `finalize_chunk` (with the audit: the hold, the strata, the human
+weights, the stats) run in one step whose side inputs are all ready, so nothing after it moves
+the texts again.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def chunk_mixture(rows: list[dict], weights_cfg, ramp: dict | None, held: bool) 
     return mixture
 
 
-# What a chunk's summary reads of a record (`summarize_rows`, through `chunk_mixture` and
+# What a chunk's summary reads of a record (`summarize_chunk`, through `chunk_mixture` and
 # `weights.human_weight`): never its text.
 SUMMARY_FIELDS = ("line", "stratum", "n_words", "rare_word_density", "source", "_windows", "_tail")
 
@@ -109,27 +109,23 @@ def settle_duplicates(records: list[dict], duplicates: list[tuple[int, str]],
     return kept, losers
 
 
-def summarize_rows(kept: list[dict], window_tokens: int, weights_cfg, ramp: dict | None) -> tuple[dict, dict, dict]:
-    """(window summary, mixture if kept, mixture if held) of a chunk's kept rows in line order."""
+def summarize_chunk(views: list[dict], duplicates: list[tuple[int, str]], duplicate_mode: str,
+                    window_tokens: int, weights_cfg, ramp: dict | None) -> tuple[dict, dict, dict]:
+    """A chunk's (window summary, mixture if kept, mixture if held) from its records'
+    `summary_view`s (or the records themselves: it reads nothing else), duplicates settled as
+    `plan_chunk` settles them, rows in line order."""
+    kept, _losers = settle_duplicates(views, duplicates, duplicate_mode)
     values = [w for r in kept for w in r.get("_windows") or ()]
     values += packed_windows((r.get("_tail") or "" for r in kept), window_tokens)
     return (window_summary(values), chunk_mixture(kept, weights_cfg, ramp, held=False),
             chunk_mixture(kept, weights_cfg, ramp, held=True))
 
 
-def summarize_chunk(views: list[dict], duplicates: list[tuple[int, str]], duplicate_mode: str,
-                    window_tokens: int, weights_cfg, ramp: dict | None) -> tuple[dict, dict, dict]:
-    """A chunk's (window summary, mixture if kept, mixture if held) from its records'
-    `summary_view`s: what `plan_chunk` computes from the whole records, without their texts."""
-    kept, _losers = settle_duplicates(views, duplicates, duplicate_mode)
-    return summarize_rows(kept, window_tokens, weights_cfg, ramp)
-
-
 def plan_chunk(records: list[dict], rejected: list[dict], duplicates: list[tuple[int, str]], status: dict,
-               duplicate_mode: str, clip_chars: int, window_tokens: int, weights_cfg,
-               ramp: dict | None) -> PlannedChunk:
+               duplicate_mode: str, clip_chars: int, summary: tuple[dict, dict, dict]) -> PlannedChunk:
     """The planned chunk. Rows sorted by line; duplicates settled (`settle_duplicates`), a
-    rejected loser's row saying where its id was first seen."""
+    rejected loser's row saying where its id was first seen. `summary` is the chunk's
+    (window summary, mixture if kept, mixture if held) from `summarize_chunk`."""
     kept, losers = settle_duplicates(records, duplicates, duplicate_mode)
     rejected = list(rejected)
     for r, first in losers:
@@ -139,7 +135,7 @@ def plan_chunk(records: list[dict], rejected: list[dict], duplicates: list[tuple
                                   + ("; ids compare as text, so 7 and \"7\" are one id"
                                      if r["id"].lstrip("-").isdecimal() else ""), raw, clip_chars))
     rejected.sort(key=lambda x: (x["line"], x["reason"]))
-    windows, mixture_kept, mixture_held = summarize_rows(kept, window_tokens, weights_cfg, ramp)
+    windows, mixture_kept, mixture_held = summary
     return PlannedChunk(rows=kept, rejected=rejected, status=status, mixture_kept=mixture_kept,
                         mixture_held=mixture_held, windows=windows)
 
@@ -184,11 +180,11 @@ def finalize_chunk(planned: PlannedChunk, audit: dict, floor_bits: float | None,
     return outputs, stats
 
 
-def grouped_chunk(item) -> tuple[dict, dict[str, list]]:
-    """(status, {kind: [values]}) of one grouped chunk: (chunk_key, [(kind, value)]) with kind in
-    record / rejected / status / duplicate. Every chunk reports exactly one status."""
+def grouped_chunk(item, kinds: tuple[str, ...] = ("record", "rejected", "status", "duplicate")) -> tuple[dict, dict[str, list]]:
+    """(status, {kind: [values]}) of one grouped chunk: (chunk_key, [(kind, value)]) with kind
+    one of `kinds`. Every chunk reports exactly one status."""
     chunk_key, tagged = item
-    groups: dict[str, list] = {"record": [], "rejected": [], "status": [], "duplicate": []}
+    groups: dict[str, list] = {k: [] for k in kinds}
     for kind, value in tagged:
         groups[kind].append(value)
     if len(groups["status"]) != 1:  # anything else is a bug
@@ -200,10 +196,11 @@ class SummarizeChunkFn(beam.DoFn):
     """Per chunk, from its records' `summary_view`s, its status and its duplicate losers
     (`summarize_chunk`). Tagged outputs (no main one): 'windows': (shard_key, window summary),
     for the shard's audit; 'mixtures': (shard_key, (mixture if kept, mixture if held)), for the
-    run's weighting."""
+    run's weighting; 'summary': (chunk_key, ("summary", the three)), for the chunk's own plan."""
 
     WINDOWS = "windows"
     MIXTURES = "mixtures"
+    SUMMARY = "summary"
 
     def __init__(self, duplicate_mode: str, window_tokens: int, weights_cfg):
         self._duplicate_mode = duplicate_mode
@@ -212,7 +209,9 @@ class SummarizeChunkFn(beam.DoFn):
 
     def process(self, item, ramp):
         status, groups = grouped_chunk(item)
-        windows, kept, held = summarize_chunk(groups["record"], groups["duplicate"], self._duplicate_mode,
-                                              self._window_tokens, self._weights_cfg, ramp)
+        summary = summarize_chunk(groups["record"], groups["duplicate"], self._duplicate_mode,
+                                  self._window_tokens, self._weights_cfg, ramp)
+        windows, kept, held = summary
         yield TaggedOutput(self.WINDOWS, (status["shard_key"], windows))
         yield TaggedOutput(self.MIXTURES, (status["shard_key"], (kept, held)))
+        yield TaggedOutput(self.SUMMARY, (status["chunk_key"], ("summary", summary)))

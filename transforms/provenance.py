@@ -135,4 +135,6 @@ class AttestFn(beam.DoFn):
         if label == "verified_human" and record.get("_windows"):
             yield TaggedOutput(self.VERIFIED_WINDOWS, record["_windows"])
         yield TaggedOutput(self.SUMMARIES, (record["chunk_key"], ("record", summary_view(record))))
+        record.pop("_windows", None)  # the summary has read them; they need not travel on
+        record.pop("_tail", None)
         yield record["chunk_key"], ("record", record)

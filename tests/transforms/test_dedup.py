@@ -5,7 +5,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from collapseguard.pipeline.config import FieldsConfig
 from collapseguard.transforms.dedup import duplicate_losers, id_location
-from collapseguard.transforms.plan import plan_chunk
+from collapseguard.transforms.plan import plan_chunk, summarize_chunk
 from collapseguard.transforms.validate import parse_line
 
 
@@ -45,7 +45,9 @@ def rejected_duplicate(first_line: bytes, second_line: bytes) -> tuple[dict, dic
     from collapseguard.transforms.weights import WeightsConfig
 
     status = {"shard": "b.jsonl", "shard_key": "s1", "chunk_key": "k1", "records_read": 1, "error": None}
-    planned = plan_chunk([second], [], [losers[0][1][1]], status, "reject", 100, 10, WeightsConfig(), None)
+    dups = [losers[0][1][1]]
+    summary = summarize_chunk([second], dups, "reject", 10, WeightsConfig(), None)
+    planned = plan_chunk([second], [], dups, status, "reject", 100, summary)
     assert [r["reason"] for r in planned.rejected] == ["duplicate_id"]
     return second, planned.rejected[0]
 

@@ -2,7 +2,7 @@
 mixture counts both ways, and conservation."""
 
 from collapseguard.transforms.entropy import audit_shard, merge_window_summaries
-from collapseguard.transforms.plan import finalize_chunk, plan_chunk
+from collapseguard.transforms.plan import finalize_chunk, plan_chunk, summarize_chunk, summary_view
 from collapseguard.transforms.weights import WeightsConfig
 
 FLOOR = 5.0
@@ -16,11 +16,12 @@ def rec(line, stratum="human_unverified", windows=(6.0,), tail=()):
 
 
 def plan(records, rejected=(), dups=(), read=None, mode="reject", floor=FLOOR, ramp=None, other_chunks=()):
-    """plan_chunk, the shard's audit from this chunk's windows (and `other_chunks`' summaries),
-    then finalize_chunk: what the graph does, in one process."""
+    """The chunk's summary from its records' summary views, plan_chunk, the shard's audit from
+    this chunk's windows (and `other_chunks`' summaries), then finalize_chunk: what the graph
+    does, in one process."""
     status = dict(STATUS, records_read=len(records) + len(rejected) if read is None else read)
-    planned = plan_chunk(list(records), list(rejected), list(dups), status, mode, 100, 10,
-                                  WeightsConfig(), ramp)
+    summary = summarize_chunk([summary_view(r) for r in records], list(dups), mode, 10, WeightsConfig(), ramp)
+    planned = plan_chunk(list(records), list(rejected), list(dups), status, mode, 100, summary)
     audit = audit_shard(merge_window_summaries([planned.windows, *other_chunks]), floor)
     outputs, stats = finalize_chunk(planned, audit, floor, WeightsConfig(), ramp)
     return outputs, planned.rejected, stats, planned
@@ -85,14 +86,12 @@ def test_human_documents_are_weighed_on_the_run_ramp():
     assert planned.mixture_held["review"] == {"documents": 4, "tokens": 400, "weighted_units": 0}
 
 
-def test_a_chunks_summary_from_summary_views_is_its_plans():
-    """The audit and the weighting read each chunk's summary computed from its records'
-    summary views, grouped apart from the texts; the write keeps the one `plan_chunk` computes
-    from the whole records. Both must agree, duplicates settled either way."""
+def test_a_records_summary_view_carries_all_its_chunk_summary_reads():
+    """The audit, the weighting and the commit marker read each chunk's summary computed from
+    its records' summary views, grouped apart from the texts: it must be the summary of the
+    whole records, duplicates settled either way."""
     import copy
     import random
-
-    from collapseguard.transforms.plan import summarize_chunk, summary_view
 
     rng = random.Random(7)
     strata = ["human_unverified", "human_verified", "anchor", "synthetic_known", "synthetic_suspected"]
@@ -107,11 +106,11 @@ def test_a_chunks_summary_from_summary_views_is_its_plans():
     ramp = {"rare_density_start": 0.05, "rare_density_full": 0.1}
     wcfg = WeightsConfig(source_multipliers={"news": 1.5})
     for mode in ("reject", "keep"):
-        planned = plan_chunk(copy.deepcopy(records), [], list(dups), dict(STATUS), mode, 100, 10, wcfg, ramp)
         views = [summary_view(r) for r in records]
         assert "text" not in views[0] and "id" not in views[0]
-        assert summarize_chunk(views, list(dups), mode, 10, wcfg, ramp) == (
-            planned.windows, planned.mixture_kept, planned.mixture_held)
-        assert planned.windows["n"] > 60  # per-document windows and packed tails both counted
-        kept = sum(m["documents"] for m in planned.mixture_kept.values())
-        assert kept == (53 if mode == "reject" else 60)
+        windows, kept, held = summarize_chunk(views, list(dups), mode, 10, wcfg, ramp)
+        assert (windows, kept, held) == summarize_chunk(copy.deepcopy(records), list(dups), mode, 10, wcfg, ramp)
+        assert windows["n"] > 60  # per-document windows and packed tails both counted
+        assert sum(m["documents"] for m in kept.values()) == (53 if mode == "reject" else 60)
+        planned = plan_chunk(copy.deepcopy(records), [], list(dups), dict(STATUS), mode, 100, (windows, kept, held))
+        assert [r["line"] for r in planned.rows] == sorted(r["line"] for r in records if mode == "keep" or r not in records[:7])
