@@ -5,7 +5,8 @@
          -> (human documents' rare-word density -> rarity ramp: side input)
          -> (ids -> duplicate losers, addressed to their chunk)
          -> (records' summary views, grouped per chunk -> window summary, mixture counts
-             -> shard audit: side input keyed by shard; synthetic weight under the ceiling)
+             -> shard audit: side input keyed by shard; synthetic weight under the ceiling;
+             the chunk's own summary, addressed to it like its duplicate losers)
          -> group per chunk (the one shuffle of texts) -> plan (duplicates, line order),
             finalize (hold, strata, weights) and write strata + rejected + commit marker,
             fused: every side input is ready before the texts are grouped
