@@ -7,12 +7,15 @@
 2. Runs the thinnest possible Beam pipeline over the same shards (read lines -> json.loads ->
    write Parquet): the floor of Beam's own per-record cost.
 3. Runs collapseguard (`--scoring-model none`) over the same shards with the same runner flags.
-Prints docs/s for both and the ratio (target: ours >= 25% of the floor).
+Prints docs/s for both and the ratio (target: ours >= 25% of the floor). `--breakdown` also
+times the floor with one GroupByKey of every record added (what a shuffle costs Beam here) and
+our two per-document scorers alone, in-process without Beam (what the stage computes).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -62,7 +65,9 @@ def kernel_state() -> str:
     return "compiled (core/_textkernel.c)" if text.kernel is not None else "pure Python (no compiled kernel here)"
 
 
-def run_floor(pattern: str, out: str, beam_args: list[str]) -> None:
+def run_floor(pattern: str, out: str, beam_args: list[str], shuffle: bool = False) -> None:
+    """The floor pipeline; with `shuffle`, the parsed records also go through one GroupByKey
+    (40 keys by a hash of the id), as ours moves each record through one grouping."""
     import apache_beam as beam
     import pyarrow as pa
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -70,10 +75,41 @@ def run_floor(pattern: str, out: str, beam_args: list[str]) -> None:
     schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string()),
                         ("timestamp", pa.string())])
     with beam.Pipeline(options=PipelineOptions(beam_args)) as p:
-        (p
-         | "Read" >> beam.io.ReadFromText(pattern)
-         | "Parse" >> beam.Map(json.loads)
-         | "Write" >> beam.io.WriteToParquet(os.path.join(out, "part"), schema, file_name_suffix=".parquet"))
+        records = p | "Read" >> beam.io.ReadFromText(pattern) | "Parse" >> beam.Map(json.loads)
+        if shuffle:
+            records = (records
+                       | "Key" >> beam.Map(lambda r: (int(hashlib.sha1(r["id"].encode()).hexdigest()[:8], 16) % 40, r))
+                       | "Group" >> beam.GroupByKey()
+                       | "Ungroup" >> beam.FlatMap(lambda kv: kv[1]))
+        records | "Write" >> beam.io.WriteToParquet(os.path.join(out, "part"), schema, file_name_suffix=".parquet")
+
+
+def time_scoring(pattern: str) -> dict[str, float]:
+    """Seconds of the two per-document scorers alone, in this process without Beam, on the
+    corpus: the cheap signals with language id, and the detector (classifier + calibration)."""
+    import glob
+
+    from collapseguard.models.classifier import Classifier
+    from collapseguard.models.detector import Detector
+    from collapseguard.pipeline.options import DETECTOR_DEFAULT, detector_paths
+    from collapseguard.transforms.detect import score_batch
+    from collapseguard.transforms.signals import CheapSignals, SignalsConfig
+
+    records = [json.loads(line) for f in sorted(glob.glob(pattern)) for line in open(f, encoding="utf-8")]
+    signals = CheapSignals(SignalsConfig())
+    classifier_path, calibration_path = detector_paths(DETECTOR_DEFAULT)
+    det = Detector.load(calibration_path)
+    clf = Classifier(classifier_path, view=det.classifier_view)
+    out = {}
+    t = time.perf_counter()
+    for i in range(0, len(records), 256):
+        signals.score(records[i:i + 256])
+    out["cheap signals + language id"] = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(0, len(records), 256):
+        score_batch(records[i:i + 256], clf, det)
+    out["detector"] = time.perf_counter() - t
+    return out
 
 
 def run_ours(pattern: str, out: str, beam_args: list[str]) -> dict:
@@ -88,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--shards", type=int, default=40)
     ap.add_argument("--beam-args", default="", help="runner flags for both pipelines")
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus and outputs")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time the floor with one GroupByKey added, and our two per-document "
+                         "scorers alone in this process (no Beam)")
     args = ap.parse_args(argv)
     beam_args = shlex.split(args.beam_args)
 
@@ -116,6 +155,12 @@ def main(argv=None) -> int:
         print(f"floor (read -> json.loads -> Parquet): {floor_rate:8.0f} docs/s  ({floor_s:.1f} s)")
         print(f"collapseguard --scoring-model none:    {ours_rate:8.0f} docs/s  ({ours_s:.1f} s)")
         print(f"ratio ours/floor: {ours_rate / floor_rate:.2f}  (target >= 0.25)")
+        if args.breakdown:
+            t = time.perf_counter()
+            run_floor(pattern, os.path.join(work, "floor-shuffled"), beam_args, shuffle=True)
+            print(f"floor + one GroupByKey of every record:  {time.perf_counter() - t:.1f} s (floor {floor_s:.1f} s)")
+            for what, secs in time_scoring(pattern).items():
+                print(f"in-process, no Beam: {what}: {secs:.2f} s")
         return 0
     finally:
         if args.keep:
