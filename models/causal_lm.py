@@ -179,7 +179,21 @@ def model_version(model: str) -> str:
         return "folder:" + hashlib.sha256("\n".join(sorted(files)).encode("utf-8")).hexdigest()[:16]
     if path.endswith(".gguf") or path.startswith(("/", "./", "../", "~")):
         raise FileNotFoundError(f"no model file or folder at {path}")
+    if not in_hub_cache(model):
+        raise FileNotFoundError(f"no model file or folder at {path}, and no Hugging Face model of that id in the "
+                                "local cache (scoring runs offline: download it first, or name a folder or .gguf)")
     return f"hub:{model}"
+
+
+def in_hub_cache(repo_id: str, cache_dir: str | None = None) -> bool:
+    """Whether the local Hugging Face cache (`cache_dir`, default HF_HUB_CACHE) holds a model
+    `repo_id` can be loaded from offline (its config.json). No network."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir), str)
+    except ValueError:  # not a valid repo id (huggingface_hub's HFValidationError)
+        return False
 
 
 def _is_complete(folder: str) -> bool:

@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             from collapseguard.pipeline import detector_cli  # lazy: a cycle (detector_cli runs the stage through cli.run)
 
             return detector_cli.main(command, rest)
-        raise UsageError(f"unknown command {command!r}\n{USAGE}")
+        raise UsageError(f"unknown command {command!r} (commands: run, train-classifier, calibrate, evaluate, "
+                         "monitor; `collapseguard --help` says what each does)")
     except (UsageError, config_mod.ConfigError, InputError, ResumeError, OutputError) as e:
         print(f"collapseguard: error: {e}", file=sys.stderr)
         return EXIT_USAGE

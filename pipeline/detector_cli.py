@@ -13,7 +13,6 @@ field, else its label, family and domain.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from collapseguard.models import shipped_path
 from collapseguard.models.classifier import DEFAULT_VIEW, check_view, train
 from collapseguard.models.detector_build import build, corpus_from_rows, opens_like_a_human
 from collapseguard.models.families import family
+from collapseguard.pipeline.options import CliParser
 
 LM_MAX_TOKENS = 128  # what the shipped detector is calibrated at (calibration.json: lm_max_tokens)
 
@@ -207,7 +207,7 @@ def evaluate(rows: list[dict], calibration: dict) -> dict:
 
 
 def main(command: str, argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog=f"collapseguard {command}", allow_abbrev=False)
+    ap = CliParser(prog=f"collapseguard {command}", allow_abbrev=False)
     ap.add_argument("--labeled", action="append", required=True, help="labeled JSONL (repeatable)")
     if command == "train-classifier":
         ap.add_argument("--view", default=DEFAULT_VIEW, type=check_view,

@@ -17,7 +17,7 @@ import json
 import sys
 
 from collapseguard.models.monitor import compare, comparison_lines, run_monitor, settings_differ
-from collapseguard.pipeline.options import UsageError
+from collapseguard.pipeline.options import CliParser, UsageError
 from collapseguard.transforms.monitor_page import render_monitor
 from collapseguard.transforms.write import join
 
@@ -25,7 +25,7 @@ FILES = ("monitor.json", "monitor.html")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="collapseguard monitor", allow_abbrev=False,
+    p = CliParser(prog="collapseguard monitor", allow_abbrev=False,
                                 description="Score a causal LM on the anchor split: perplexity per word-frequency "
                                 "band, tail recall@k, and the diversity of its generations from anchor openings.")
     p.add_argument("--model", default="default",

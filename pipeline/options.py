@@ -37,6 +37,14 @@ class UsageError(ValueError):
     """Bad command line; the message says what to change."""
 
 
+class CliParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: it raises UsageError (the CLI prints
+    `collapseguard: error: ...` and exits 2) instead of printing its whole usage block."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (`{self.prog} --help` lists the options)")
+
+
 def sample_dir() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample")
 
@@ -86,7 +94,7 @@ OUR_FLAGS = ("--input", "--output", "--config", "--scoring-model", "--detector",
 
 
 def run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CliParser(
         prog="collapseguard run",
         description="Tag provenance, audit shard entropy and write stratified Parquet. "
         "Any other --flag is passed to Beam (e.g. --runner, --direct_num_workers).",

@@ -122,6 +122,23 @@ def spearman(a: list[float], b: list[float]) -> float:
 # ----------------------------------------------------------------- pure functions
 
 
+def test_a_hub_id_counts_only_when_the_local_cache_holds_it(tmp_path):
+    """`in_hub_cache` finds a model in a Hugging Face cache laid out as the hub client writes it
+    (models--org--name/refs/main -> snapshots/<rev>/config.json), offline; an id it does not
+    hold, or one that is not a valid id, is not there."""
+    from collapseguard.models.causal_lm import in_hub_cache
+
+    repo = tmp_path / "models--some-org--tiny-lm"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snap = repo / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    assert in_hub_cache("some-org/tiny-lm", cache_dir=str(tmp_path))
+    assert not in_hub_cache("some-org/other-lm", cache_dir=str(tmp_path))
+    assert not in_hub_cache("not a valid//id", cache_dir=str(tmp_path))
+
+
 def test_select_device_prefers_cuda_when_present():
     assert select_device("auto", cuda_available=True) == "cuda"
     assert select_device("auto", cuda_available=False) == "cpu"

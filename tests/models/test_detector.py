@@ -150,7 +150,7 @@ def test_scores_cache_rescores_only_new_or_changed_texts(tmp_path, monkeypatch):
     assert first[0]["y"] == 0 and first[0]["lm_logprob_entropy_ratio"] == pytest.approx(1.5)
 
 
-def test_calibrate_refuses_bad_jobs_before_scoring(tmp_path, monkeypatch):
+def test_calibrate_refuses_bad_jobs_before_scoring(tmp_path, monkeypatch, capsys):
     from collapseguard.pipeline import detector_cli as C
 
     def no_scoring(*a, **k):
@@ -159,13 +159,15 @@ def test_calibrate_refuses_bad_jobs_before_scoring(tmp_path, monkeypatch):
     monkeypatch.setattr(C, "scored_rows", no_scoring)
     labeled = tmp_path / "l.jsonl"
     labeled.write_text('{"id": "a", "text": "some words here", "label": "human"}\n')
-    with pytest.raises(SystemExit) as e:
-        C.main("calibrate", ["--labeled", str(labeled), "--output", str(tmp_path / "det"), "--jobs", "0"])
-    assert e.value.code == 2
+    from collapseguard.pipeline.cli import main
+
+    assert main(["calibrate", "--labeled", str(labeled), "--output", str(tmp_path / "det"), "--jobs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--jobs must be >= 1" in err  # one line, not argparse's usage block
     (tmp_path / "c.json").write_text("{}")
-    with pytest.raises(SystemExit) as e:  # the output is a detector folder, never a file overwritten
-        C.main("calibrate", ["--labeled", str(labeled), "--output", str(tmp_path / "c.json")])
-    assert e.value.code == 2 and (tmp_path / "c.json").read_text() == "{}"
+    # the output is a detector folder, never a file overwritten
+    assert main(["calibrate", "--labeled", str(labeled), "--output", str(tmp_path / "c.json")]) == 2
+    assert (tmp_path / "c.json").read_text() == "{}" and "must be a folder" in capsys.readouterr().err
 
 
 def test_classifier_feature_is_its_log_odds_clipped():

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from collapseguard.pipeline.cli import main
 from fixtures_data import HUMAN
 
@@ -30,6 +32,12 @@ def test_bad_flags_and_inputs_fail_fast_with_exit_2(tmp_path, capsys):
     assert main(["run", "--input", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"),
                  "--scoring-model", str(tmp_path / "missing.gguf")]) == 2
     assert "--scoring-model" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    # a hub id that is not in the local cache: one line at launch, not a traceback from inference
+    assert main(["run", "--input", str(tmp_path / "x.jsonl"), "--output", str(tmp_path / "o"),
+                 "--scoring-model", "no-such-org/no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-such-org/no-such-model" in err and "local cache" in err
+    assert not (tmp_path / "o").exists()
     assert main(["frobnicate"]) == 2
 
 
@@ -96,3 +104,19 @@ def test_an_output_inside_the_input_glob_is_never_read_back(tmp_path, capsys):
     assert main(["run", "--input", str(folder / "b[1].jsonl"), "--output", lit, "--scoring-model", "none"]) == 0
     m = json.load(open(os.path.join(lit, "manifest.json")))
     assert [s["shard"] for s in m["shards"]] == ["b[1].jsonl"] and m["records_read"] == 1
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["run", "--lm-max-tokens", "abc"], "invalid int value: 'abc'"),
+    (["evaluate"], "required: --labeled"),
+    (["train-classifier", "--labeled", "x.jsonl"], "required: --output"),
+    (["monitor", "--k", "2"], "required: --anchor"),
+    (["frobnicate"], "unknown command 'frobnicate'"),
+])
+def test_every_usage_error_is_one_line_and_exit_2(argv, says, capsys):
+    """Usage errors of every command: exit 2 and one line on stderr that says what is wrong,
+    not argparse's usage block."""
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and says in captured.err and captured.err.startswith("collapseguard: error: ")
+    assert captured.out == ""
