@@ -141,7 +141,7 @@ def source_of(row: dict) -> str:
 def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: float | None) -> dict:
     """Metrics overall, per domain, per source (a synthetic source's texts vs all human texts;
     a human source's own figures), per generator and per generator family (its texts vs all
-    human texts)."""
+    human texts), and per length band (`length_masks`: the band's texts of both classes)."""
     res = D.metrics(y, scores, threshold)
     res["per_source"] = {}
     for s, m in source_masks(rows).items():
@@ -157,6 +157,7 @@ def breakdown(rows: list[dict], y: np.ndarray, scores: np.ndarray, threshold: fl
     res["per_family"] = {}
     for f, m in family_masks(rows).items():
         res["per_family"][f] = D.metrics(y[m], scores[m], threshold)
+    res["per_length"] = {b: D.metrics(y[m], scores[m], threshold) for b, m in length_masks(rows).items()}
     return res
 
 
@@ -167,6 +168,24 @@ def source_masks(rows: list[dict]) -> dict[str, np.ndarray]:
     for s in sorted(set(src)):
         syn = any(k == s and r["y"] for k, r in zip(src, rows))
         out[s] = np.array([k == s or (syn and r["y"] == 0) for k, r in zip(src, rows)])
+    return out
+
+
+# Word-count bands of `evaluate`'s per_length: a global threshold that holds per source may still
+# flag short texts (reviews, messages) more often than long ones; these show it on your own data.
+LENGTH_BANDS = ((0, 50), (50, 100), (100, 200), (200, 400), (400, None))
+
+
+def length_masks(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Word-count band ("0-49", ..., "400+") -> its rows, machine and human texts alike (the
+    stage's `n_words`, else whitespace words); bands without rows are left out."""
+    n = np.array([r["n_words"] if isinstance(r.get("n_words"), int) else len(str(r.get("text", "")).split())
+                  for r in rows])
+    out = {}
+    for lo, hi in LENGTH_BANDS:
+        m = (n >= lo) & (n < hi) if hi is not None else n >= lo
+        if m.any():
+            out[f"{lo}-{hi - 1}" if hi is not None else f"{lo}+"] = m
     return out
 
 
@@ -195,6 +214,8 @@ def evaluate(rows: list[dict], calibration: dict) -> dict:
         res["per_family"][name].update(D._round(D.precision_recall(y[mask], margin[mask], 0.0)))
     for name, mask in source_masks(rows).items():  # a human source: "fpr" is its share flagged
         res["per_source"][name].update(D._round(D.precision_recall(y[mask], margin[mask], 0.0)))
+    for name, mask in length_masks(rows).items():  # "fpr": the band's human texts flagged
+        res["per_length"][name].update(D._round(D.precision_recall(y[mask], margin[mask], 0.0)))
     res["threshold"] = {"full": det.threshold_for(True), "no_lm": det.threshold_for(False)}
     names = list(D.FEATURES)
     x = D.feature_matrix(rows, names)

@@ -66,6 +66,22 @@ def load(budget: int = BUDGET):
     return rows, emb
 
 
+def classifier_per_split(corpus, texts: list[str], splits, jobs: int, cache: str | None = None) -> dict:
+    """The fastText classifier's held-out log-odds per split, trained as `make detector` trains
+    them (`detector_build.classifier_by_split`); with `cache`, read from that pickle when it
+    exists, else computed and written there (for experiments that try several heads)."""
+    import pickle
+
+    if cache and os.path.exists(cache):
+        with open(cache, "rb") as f:
+            return pickle.load(f)
+    clf = B.classifier_by_split(corpus, texts, splits, jobs, B.CLF_SETTINGS)
+    if cache:
+        with open(cache, "wb") as f:
+            pickle.dump(clf, f)
+    return clf
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "shipped"))

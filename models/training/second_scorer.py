@@ -31,7 +31,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import pickle
 import sys
 import time
 
@@ -214,13 +213,7 @@ def evaluate(args) -> None:
     splits = K.held_out_splits(corpus)
     clf = None
     if args.classifier_cache:
-        if os.path.exists(args.classifier_cache):
-            with open(args.classifier_cache, "rb") as f:
-                clf = pickle.load(f)
-        else:
-            clf = B.classifier_by_split(corpus, [r["text"] for r in rows], splits, args.jobs, B.CLF_SETTINGS)
-            with open(args.classifier_cache, "wb") as f:
-                pickle.dump(clf, f)
+        clf = BD.classifier_per_split(corpus, [r["text"] for r in rows], splits, args.jobs, args.classifier_cache)
     sets = {"lm+probe (shipped)": (B.LM, True), "lm+second+probe": (B.LM + SECOND, True),
             "lm+second+ranks+probe": (B.LM + SECOND + RANKS, True),
             "lm+second+ranks+cross+probe": (B.LM + SECOND + RANKS + CROSS, True),

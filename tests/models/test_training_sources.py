@@ -68,3 +68,26 @@ def test_the_second_scorers_cache_matches_the_files_and_its_features_follow_from
     assert (cols["g_logrank"][0], cols["g_top1"][0], cols["g_top10"][0]) == (1.0, 0.5, 1.0)
     assert np.isclose(cols["x_nats_per_char"][0], -4.0 / 40 + 0.2)  # likelier per character under the second
     assert all(np.isnan(cols[k][1]) for k in cols)  # one token, no position scored: no figure
+
+
+def test_transfer_checks_bands_and_nuisance_directions(monkeypatch):
+    monkeypatch.syspath_prepend(TRAINING)  # the script imports build_detector as its siblings do
+    tc = _module("transfer_checks")
+    assert list(tc.band_of(np.array([0, 49, 50, 199, 200, 400, 10**6]))) == [
+        "0-49", "0-49", "50-99", "100-199", "200-399", "400+", "400+"]
+    rng = np.random.default_rng(0)
+    # three human sources whose centroids differ along axis 0 only, one machine source
+    z = rng.normal(size=(60, 5)) * 0.01
+    source = np.repeat(np.array(["h1", "h2", "h3", "m"]), 15)
+    y = (source == "m").astype(int)
+    z[source == "h2", 0] += 1.0
+    z[source == "h3", 0] -= 2.0
+    assert tc.nuisance_directions(z, source, y, 0, "human") is None
+    u = tc.nuisance_directions(z, source, y, 1, "human")
+    assert u.shape == (5, 1) and abs(abs(u[0, 0]) - 1.0) < 1e-3
+    projected = z - (z @ u) @ u.T
+    cents = [projected[source == s].mean(axis=0) for s in ("h1", "h2", "h3")]
+    assert max(np.abs(a - b).max() for a in cents for b in cents) < 0.02  # the sources now coincide
+    assert np.allclose(u.T @ u, np.eye(1))
+    # "both": the machine class's own spread joins (one machine source: nothing to add)
+    assert tc.nuisance_directions(z, source, y, 2, "both").shape == (5, 2)

@@ -22,7 +22,7 @@ def test_evaluate_runs_the_stage_and_prints_metrics(tmp_path, capsys):
     res = json.loads(out)
     assert res["n"] == len(rows) and res["n_synthetic"] == sum(r["label"] == "synthetic" for r in rows)
     for key in ("auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "precision", "recall", "per_domain",
-                "per_source", "per_generator", "per_family", "single_signal_auroc"):
+                "per_source", "per_generator", "per_family", "per_length", "single_signal_auroc"):
         assert key in res
     # the first 60 rows hold GPT-2-era continuations only: one family, its texts against every human
     assert list(res["per_family"]) == ["gpt2-era"]
@@ -80,3 +80,26 @@ def test_real_model_pools_embeddings_for_the_shipped_probe(tmp_path):
     for path in glob.glob(os.path.join(kept, "*", "*.parquet")):
         assert str(pq.read_schema(path).field("lm_embedding").type) == "list<element: float>"
     assert json.load(open(os.path.join(kept, "manifest.json")))["write_lm_embedding"] is True
+
+
+def test_evaluate_reports_each_length_band_with_its_human_false_positives():
+    """per_length: a threshold can keep its promise overall and still flag short human texts
+    (reviews, messages) more: each band gets its own AUROC and the share of its humans flagged."""
+    from collapseguard.models import shipped_path
+    from collapseguard.pipeline.detector_cli import evaluate
+
+    def row(i, y, words, p):
+        return {"id": str(i), "y": y, "label": "synthetic" if y else "human", "text": "w " * words,
+                "n_words": words, "p_synthetic": p, "domain": "d", "generator": "gpt-4o" if y else None}
+
+    rows = ([row(i, 0, 20, 0.9 if i < 4 else 0.1) for i in range(40)]  # 4 of 40 short humans over 0.5
+            + [row(100 + i, 0, 300, 0.1) for i in range(40)]
+            + [row(200 + i, 1, 20, 0.95) for i in range(20)]
+            + [row(300 + i, 1, 300, 0.3 if i < 10 else 0.7) for i in range(20)])
+    res = evaluate(rows, json.load(open(os.path.join(shipped_path(), "calibration.json"))))
+    assert list(res["per_length"]) == ["0-49", "200-399"]  # bands without texts are left out
+    short, long_ = res["per_length"]["0-49"], res["per_length"]["200-399"]
+    assert (short["n"], short["n_synthetic"], long_["n"], long_["n_synthetic"]) == (60, 20, 60, 20)
+    assert short["fpr"] == 0.1 and short["recall"] == 1.0
+    assert long_["fpr"] == 0.0 and long_["recall"] == 0.5
+    assert res["fpr"] == 0.05  # the overall figure hides the short band's 10%
