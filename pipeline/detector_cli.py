@@ -174,19 +174,21 @@ def source_masks(rows: list[dict]) -> dict[str, np.ndarray]:
 # Word-count bands of `evaluate`'s per_length: a global threshold that holds per source may still
 # flag short texts (reviews, messages) more often than long ones; these show it on your own data.
 LENGTH_BANDS = ((0, 50), (50, 100), (100, 200), (200, 400), (400, None))
+BAND_NAMES = tuple(f"{lo}-{hi - 1}" if hi is not None else f"{lo}+" for lo, hi in LENGTH_BANDS)
+
+
+def length_bands(n_words) -> np.ndarray:
+    """Each word count's band name (`BAND_NAMES`: "0-49", ..., "400+")."""
+    edges = [hi for _, hi in LENGTH_BANDS[:-1]]
+    return np.array(BAND_NAMES, dtype=object)[np.searchsorted(edges, np.asarray(n_words), side="right")]
 
 
 def length_masks(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Word-count band ("0-49", ..., "400+") -> its rows, machine and human texts alike (the
-    stage's `n_words`, else whitespace words); bands without rows are left out."""
-    n = np.array([r["n_words"] if isinstance(r.get("n_words"), int) else len(str(r.get("text", "")).split())
-                  for r in rows])
-    out = {}
-    for lo, hi in LENGTH_BANDS:
-        m = (n >= lo) & (n < hi) if hi is not None else n >= lo
-        if m.any():
-            out[f"{lo}-{hi - 1}" if hi is not None else f"{lo}+"] = m
-    return out
+    """Band name -> its rows, machine and human texts alike (the stage's `n_words`, else
+    whitespace words); bands without rows are left out."""
+    band = length_bands([r["n_words"] if isinstance(r.get("n_words"), int) else len(str(r.get("text", "")).split())
+                         for r in rows])
+    return {b: band == b for b in BAND_NAMES if (band == b).any()}
 
 
 def family_masks(rows: list[dict]) -> dict[str, np.ndarray]:

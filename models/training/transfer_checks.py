@@ -11,7 +11,7 @@ Both build the corpus, the held-out splits and the per-split fastText classifier
 `bands`: does the shipped threshold rule keep its promise on short texts? The hidden sets of
 issue 13 flagged short human genres (reviews, personal messages) most. For the shipped
 candidate (`models/shipped/calibration.json`, `selection.full.chosen`), every human source's
-held-out scores are put in word-count bands (`evaluate`'s `LENGTH_BANDS`) and the share flagged
+held-out scores are put in word-count bands (`evaluate`'s `length_bands`) and the share flagged
 is counted two ways: at the threshold the *other* human sources give (cross-fitted, as the rule
 is checked) and at the rule's own threshold. Per held-out family and band: the share of its
 machine texts over that threshold, and AUROC against the held-out humans of the same band.
@@ -39,18 +39,9 @@ import build_detector as BD
 from collapseguard.models import calibration as K
 from collapseguard.models import detector as D
 from collapseguard.models import detector_build as B
-from collapseguard.pipeline.detector_cli import LENGTH_BANDS
+from collapseguard.pipeline.detector_cli import BAND_NAMES, length_bands
 
 SHIPPED = os.path.join(os.path.dirname(BD.HERE), "shipped", "calibration.json")
-
-
-def band_of(n_words: np.ndarray) -> np.ndarray:
-    """Each count's `LENGTH_BANDS` label ("0-49", ..., "400+")."""
-    out = np.empty(len(n_words), dtype=object)
-    for lo, hi in LENGTH_BANDS:
-        m = (n_words >= lo) & (n_words < hi) if hi is not None else n_words >= lo
-        out[m] = f"{lo}-{hi - 1}" if hi is not None else f"{lo}+"
-    return out
 
 
 def nuisance_directions(z: np.ndarray, source: np.ndarray, y: np.ndarray, k: int, mode: str) -> np.ndarray | None:
@@ -88,7 +79,7 @@ def bands(args) -> None:
     held = K.held_out_scores(corpus, splits, [cand], clf)[cand.name]
     q, _ = K.choose_fpr(held.humans, B.TARGETS, B.MAX_HELD_OUT_FPR)
     t_rule = K.per_source_threshold(held.humans, q)
-    band = band_of(np.array([len(r["text"].split()) for r in rows]))
+    band = length_bands([len(r["text"].split()) for r in rows])
     test_rows = {s.name: np.flatnonzero(s.test) for s in splits if s.kind == "human_source"}
     crossed, at_rule, hb, hs = [], [], [], []
     for h, sc in held.humans.items():
@@ -98,11 +89,10 @@ def bands(args) -> None:
         hb.append(band[test_rows[h]])
         hs += [h] * len(sc)
     crossed, at_rule, hb, hs = map(np.concatenate, (crossed, at_rule, hb, [np.array(hs)]))
-    labels = list(band_of(np.array([lo for lo, _ in LENGTH_BANDS])))
     print(f"{cand.name}: per-source target {q}, threshold (logit) {t_rule:.3f}")
     print("| words | held-out human texts | sources | flagged, cross-fitted | flagged at the rule's threshold |")
     print("|---|---|---|---|---|")
-    for b in labels:
+    for b in BAND_NAMES:
         m = hb == b
         if m.any():
             print(f"| {b} | {m.sum()} | {len(set(hs[m]))} | {crossed[m].mean():.2%} ({crossed[m].sum()}) "
@@ -114,7 +104,7 @@ def bands(args) -> None:
         split = next(x for x in splits if (x.kind, x.name) == (kind, name))
         tb = band[split.test]
         cells = []
-        for b in labels:
+        for b in BAND_NAMES:
             m = tb == b
             if (y[m] == 1).sum() >= 10 and (y[m] == 0).sum() >= 10:
                 cells.append(f"{b}: n={int((y[m] == 1).sum())} {float((s[m][y[m] == 1] >= t_rule).mean()):.1%}"

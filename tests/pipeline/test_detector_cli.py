@@ -86,7 +86,10 @@ def test_evaluate_reports_each_length_band_with_its_human_false_positives():
     """per_length: a threshold can keep its promise overall and still flag short human texts
     (reviews, messages) more: each band gets its own AUROC and the share of its humans flagged."""
     from collapseguard.models import shipped_path
-    from collapseguard.pipeline.detector_cli import evaluate
+    from collapseguard.pipeline.detector_cli import evaluate, length_bands
+
+    assert list(length_bands([0, 49, 50, 199, 200, 400, 10**6])) == [
+        "0-49", "0-49", "50-99", "100-199", "200-399", "400+", "400+"]
 
     def row(i, y, words, p):
         return {"id": str(i), "y": y, "label": "synthetic" if y else "human", "text": "w " * words,
